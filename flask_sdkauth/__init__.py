@@ -1,0 +1,35 @@
+"""flask-sdkauth: self-hosted, widget-based phone authentication for Flask.
+
+The shape: views (HTTP) → :class:`~flask_sdkauth.engine.Engine` (rules and the
+state machine) → store (SQLAlchemy Core) and dispatcher (channel senders).
+"""
+
+from __future__ import annotations
+
+from . import signals
+from .dispatcher import Dispatcher, InlineDispatcher, LaunchJob
+from .errors import *  # noqa: F403  (the exception classes, listed in errors.__all__)
+from .errors import __all__ as _error_names
+from .extension import SdkAuth
+from .message import Message
+from .states import State
+from .store import SessionRecord
+from .widgets import CHANNEL_TYPES, Channel, ChannelSettings, Widget
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "SdkAuth",
+    "Widget",
+    "Channel",
+    "ChannelSettings",
+    "CHANNEL_TYPES",
+    "Message",
+    "SessionRecord",
+    "State",
+    "Dispatcher",
+    "InlineDispatcher",
+    "LaunchJob",
+    "signals",
+    *_error_names,
+]

@@ -1,0 +1,81 @@
+"""Configuration: every ``SDKAUTH_*`` key with its default, in one mapping.
+
+``docs/config.rst`` mirrors this mapping one-to-one. Values are plain data; behaviour
+comes through the hooks on :class:`~flask_sdkauth.SdkAuth`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+__all__ = ["DEFAULT_CONFIG", "Settings"]
+
+DEFAULT_CONFIG: Mapping[str, Any] = {
+    # Where the routes are mounted; "" is the application root.
+    "SDKAUTH_URL_PREFIX": "",
+    # Key of the codes' HMAC; None falls back to the app's SECRET_KEY.
+    "SDKAUTH_CODE_SECRET": None,
+    # Audience claim that scopes widget tokens to this API.
+    "SDKAUTH_JWT_AUDIENCE": "flask-sdkauth",
+    # Default lifetime of tokens from SdkAuth.create_token, in seconds.
+    "SDKAUTH_TOKEN_EXPIRES": 3600,
+    # Region (ISO 3166) for numbers written without "+"; None rejects them.
+    "SDKAUTH_DEFAULT_REGION": None,
+    # Text handed to senders; fields: {code}, {widget}, {minutes}.
+    "SDKAUTH_MESSAGE_TEXT": "Код подтверждения: {code}",
+    # Text handed to senders of codeless channels; fields: {widget}, {minutes}.
+    "SDKAUTH_CODELESS_TEXT": "Подтвердите вход: {widget}",
+    # Largest request body accepted, in bytes.
+    "SDKAUTH_MAX_BODY_SIZE": 16 * 1024,
+    # Used only when SdkAuth creates its own flask-smorest Api.
+    "SDKAUTH_API_TITLE": "flask-sdkauth",
+    "SDKAUTH_API_VERSION": "1",
+    "SDKAUTH_OPENAPI_VERSION": "3.0.3",
+}
+
+
+@dataclass(frozen=True)
+class Settings:
+    """The configuration of one app, read and checked once by ``init_app``."""
+
+    url_prefix: str
+    code_secret: bytes
+    jwt_audience: str
+    token_expires: int
+    default_region: str | None
+    message_text: str
+    codeless_text: str
+    max_body_size: int
+
+    @classmethod
+    def from_config(cls, config: Mapping[str, Any]) -> Settings:
+        secret = config["SDKAUTH_CODE_SECRET"] or config.get("SECRET_KEY")
+        if not secret:
+            raise RuntimeError(
+                "flask-sdkauth needs a key to hash codes: set SDKAUTH_CODE_SECRET "
+                "(or SECRET_KEY) before calling init_app."
+            )
+        for key in ("SDKAUTH_TOKEN_EXPIRES", "SDKAUTH_MAX_BODY_SIZE"):
+            value = config[key]
+            if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
+                raise ValueError(f"{key} must be a positive int, got {value!r}")
+        return cls(
+            url_prefix=_normalise_prefix(config["SDKAUTH_URL_PREFIX"]),
+            code_secret=secret.encode() if isinstance(secret, str) else bytes(secret),
+            jwt_audience=str(config["SDKAUTH_JWT_AUDIENCE"]),
+            token_expires=config["SDKAUTH_TOKEN_EXPIRES"],
+            default_region=config["SDKAUTH_DEFAULT_REGION"],
+            message_text=str(config["SDKAUTH_MESSAGE_TEXT"]),
+            codeless_text=str(config["SDKAUTH_CODELESS_TEXT"]),
+            max_body_size=config["SDKAUTH_MAX_BODY_SIZE"],
+        )
+
+
+def _normalise_prefix(prefix: Any) -> str:
+    """``"p"``, ``"/p"`` and ``"/p/"`` all mount at ``/p``; ``""`` at the root."""
+    if not isinstance(prefix, str):
+        raise TypeError(f"SDKAUTH_URL_PREFIX must be a string, got {prefix!r}")
+    stripped = prefix.strip("/")
+    return f"/{stripped}" if stripped else ""

@@ -1,0 +1,248 @@
+"""The :class:`SdkAuth` extension object: setup, hooks and the Python API."""
+
+from __future__ import annotations
+
+import uuid
+import weakref
+from collections.abc import Callable, Iterable
+from datetime import timedelta
+from typing import TypeVar
+
+import flask_smorest
+from flask import Flask, current_app
+from flask_sqlalchemy import SQLAlchemy
+
+from .auth import encode_token
+from .blueprint import SECURITY_SCHEME
+from .cli import sdkauth_cli
+from .config import DEFAULT_CONFIG, Settings
+from .dispatcher import Dispatcher, InlineDispatcher
+from .engine import Clock, Engine, utc_now
+from .errors import SdkAuthError, error_response
+from .hooks import (
+    ChannelSender,
+    ClientIpLoader,
+    Hooks,
+    RecipientBlocklistLoader,
+    WidgetLoader,
+)
+from .store import SessionStore, WidgetStore
+from .tables import define_tables
+from .views import blp
+from .widgets import CHANNEL_TYPES, Channel, Widget
+
+__all__ = ["SdkAuth"]
+
+WidgetLoaderT = TypeVar("WidgetLoaderT", bound=WidgetLoader)
+ChannelSenderT = TypeVar("ChannelSenderT", bound=ChannelSender)
+BlocklistLoaderT = TypeVar("BlocklistLoaderT", bound=RecipientBlocklistLoader)
+ClientIpLoaderT = TypeVar("ClientIpLoaderT", bound=ClientIpLoader)
+
+
+class SdkAuth:
+    """Phone authentication for a Flask app.
+
+    :param app: an app to initialise at once; or call :meth:`init_app` later.
+    :param db: the host's Flask-SQLAlchemy object; the extension's tables are added
+        to its metadata, so ``db.create_all()`` creates them.
+    :param api: the host's flask-smorest ``Api``; the routes then appear in the
+        host's OpenAPI document. Without it the extension documents them in an
+        ``Api`` of its own (config prefix ``SDKAUTH_``).
+    :param dispatcher: runs channel launches; :class:`~flask_sdkauth.InlineDispatcher`
+        (in the request) by default.
+    :param clock: returns the current aware UTC time; tests pass their own.
+    """
+
+    def __init__(
+        self,
+        app: Flask | None = None,
+        *,
+        db: SQLAlchemy,
+        api: flask_smorest.Api | None = None,
+        dispatcher: Dispatcher | None = None,
+        clock: Clock = utc_now,
+    ) -> None:
+        self.db = db
+        self.api = api
+        self.dispatcher = dispatcher or InlineDispatcher()
+        self.clock = clock
+        self.hooks = Hooks()
+        self.tables = define_tables(db.metadata)
+        self._engines: weakref.WeakKeyDictionary[Flask, Engine] = (
+            weakref.WeakKeyDictionary()
+        )
+        if app is not None:
+            self.init_app(app)
+
+    def init_app(self, app: Flask) -> None:
+        """Register the routes, error handler, CLI and per-app engine on ``app``.
+
+        Call it after ``db.init_app(app)``, ``jwt.init_app(app)`` and, when given,
+        ``api.init_app(app)``.
+        """
+        if "sdkauth" in app.extensions:
+            raise RuntimeError(
+                "SdkAuth is already registered on this app. Call init_app once per "
+                "app, or create a separate SdkAuth for another configuration."
+            )
+        for name, setup in (("sqlalchemy", "db.init_app(app)"),
+                            ("flask-jwt-extended", "jwt.init_app(app)")):
+            if name not in app.extensions:
+                raise RuntimeError(f"Call {setup} before sdkauth.init_app(app).")
+        for key, value in DEFAULT_CONFIG.items():
+            app.config.setdefault(key, value)
+        settings = Settings.from_config(app.config)
+        self._engines[app] = Engine(
+            settings=settings,
+            sessions=SessionStore(self.db, self.tables.session),
+            widgets=WidgetStore(self.db, self.tables.widget),
+            hooks=self.hooks,
+            dispatcher=self.dispatcher,
+            clock=self.clock,
+        )
+        app.extensions["sdkauth"] = self
+        app.register_error_handler(SdkAuthError, error_response)
+        app.cli.add_command(sdkauth_cli)
+        self._register_routes(app, settings.url_prefix)
+
+    def _register_routes(self, app: Flask, url_prefix: str) -> None:
+        api = self.api
+        if api is None:
+            api = _OwnApi(app, config_prefix="SDKAUTH_")
+        elif api.spec is None:
+            raise RuntimeError("Call api.init_app(app) before sdkauth.init_app(app).")
+        schemes = api.spec.components.security_schemes
+        if SECURITY_SCHEME not in schemes:
+            api.spec.components.security_scheme(
+                SECURITY_SCHEME, {"type": "http", "scheme": "bearer", "bearerFormat": "JWT"}
+            )
+        api.register_blueprint(blp, url_prefix=url_prefix or None)
+
+    # -- per-app state ---------------------------------------------------------
+
+    @property
+    def engine(self) -> Engine:
+        """The engine of the current app."""
+        app = current_app._get_current_object()  # type: ignore[attr-defined]
+        try:
+            return self._engines[app]
+        except KeyError:
+            raise RuntimeError(
+                "SdkAuth is not initialised on the current app; call init_app(app)."
+            ) from None
+
+    @property
+    def settings(self) -> Settings:
+        """The current app's settings, as read by :meth:`init_app`."""
+        return self.engine.settings
+
+    # -- hooks -----------------------------------------------------------------
+
+    def widget_loader(self, callback: WidgetLoaderT) -> WidgetLoaderT:
+        """Decorator: load widgets from the host instead of the built-in table.
+
+        The callback is ``fn(widget_id: uuid.UUID) -> Widget | None``; ``None`` means
+        the widget does not exist (404 ``WidgetNotFoundException``).
+        """
+        self.hooks.widget_loader = callback
+        return callback
+
+    def channel_sender(self, channel_type: str) -> Callable[[ChannelSenderT], ChannelSenderT]:
+        """Decorator: deliver messages of ``channel_type`` (``"sms"``, ``"voice"``…).
+
+        The callback is ``fn(message: Message) -> None``. Raising any exception means
+        the channel failed: the engine records why and tries the next channel.
+        """
+
+        def decorator(callback: ChannelSenderT) -> ChannelSenderT:
+            self.add_channel_sender(channel_type, callback)
+            return callback
+
+        return decorator
+
+    def add_channel_sender(self, channel_type: str, callback: ChannelSender) -> None:
+        """Register ``callback`` as the sender of ``channel_type`` (the imperative
+        twin of :meth:`channel_sender`)."""
+        if channel_type not in CHANNEL_TYPES:
+            raise ValueError(
+                f"unknown channel type {channel_type!r}; use one of {sorted(CHANNEL_TYPES)}"
+            )
+        self.hooks.channel_senders[channel_type] = callback
+
+    def recipient_in_blocklist_loader(self, callback: BlocklistLoaderT) -> BlocklistLoaderT:
+        """Decorator: refuse some phone numbers.
+
+        The callback is ``fn(recipient: str, widget: Widget) -> bool`` with the number
+        in E.164; ``True`` makes ``send`` answer 403 ``WidgetIsBlockedException``.
+        """
+        self.hooks.recipient_in_blocklist_loader = callback
+        return callback
+
+    def client_ip_loader(self, callback: ClientIpLoaderT) -> ClientIpLoaderT:
+        """Decorator: tell the client's IP address (default ``request.remote_addr``).
+
+        The callback is ``fn() -> str | None`` and runs inside the request.
+        """
+        self.hooks.client_ip_loader = callback
+        return callback
+
+    # -- Python API ------------------------------------------------------------
+
+    def create_token(
+        self,
+        widget_ids: Iterable[uuid.UUID | str],
+        *,
+        expires_in: int | timedelta | None = None,
+    ) -> str:
+        """Issue a bearer token that lets a widget call the API for ``widget_ids``.
+
+        :param expires_in: seconds or a ``timedelta``; default
+            ``SDKAUTH_TOKEN_EXPIRES``.
+        """
+        settings = self.settings
+        if expires_in is None:
+            expires_in = settings.token_expires
+        if not isinstance(expires_in, timedelta):
+            expires_in = timedelta(seconds=expires_in)
+        return encode_token(widget_ids, expires_in=expires_in, audience=settings.jwt_audience)
+
+    def create_widget(
+        self,
+        name: str,
+        channels: Iterable[Channel],
+        *,
+        is_active: bool = True,
+        is_blocked: bool = False,
+        widget_id: uuid.UUID | None = None,
+    ) -> Widget:
+        """Store a widget in the built-in table (what ``flask sdkauth widget create``
+        does) and return it."""
+        engine = self.engine
+        return engine.widgets.create(
+            name=name,
+            channels=tuple(channels),
+            is_active=is_active,
+            is_blocked=is_blocked,
+            created_at=engine.clock(),
+            widget_id=widget_id,
+        )
+
+    def send(
+        self, widget_id: uuid.UUID | str, recipient: str, *, client_ip: str | None = None
+    ) -> uuid.UUID:
+        """Start a session from Python, as ``POST /`` does (without a token).
+
+        :returns: the request id. Raises the same exceptions as the HTTP operation.
+        """
+        return self.engine.send(uuid.UUID(str(widget_id)), recipient, client_ip=client_ip)
+
+
+class _OwnApi(flask_smorest.Api):
+    """The Api the extension creates when the host brings none.
+
+    It registers no error handlers: flask-smorest's would answer every
+    ``HTTPException`` of the host's app in its own JSON shape.
+    """
+
+    def _register_error_handlers(self) -> None:
+        pass

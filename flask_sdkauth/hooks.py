@@ -1,0 +1,33 @@
+"""The host's callbacks, as registered through :class:`~flask_sdkauth.SdkAuth`."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from .message import Message
+from .widgets import Widget
+
+__all__ = [
+    "Hooks",
+    "WidgetLoader",
+    "ChannelSender",
+    "RecipientBlocklistLoader",
+    "ClientIpLoader",
+]
+
+WidgetLoader = Callable[[uuid.UUID], "Widget | None"]
+ChannelSender = Callable[[Message], None]
+RecipientBlocklistLoader = Callable[[str, Widget], bool]
+ClientIpLoader = Callable[[], "str | None"]
+
+
+@dataclass
+class Hooks:
+    """What the engine and views call back into; ``None`` means "use the default"."""
+
+    widget_loader: WidgetLoader | None = None
+    channel_senders: dict[str, ChannelSender] = field(default_factory=dict)
+    recipient_in_blocklist_loader: RecipientBlocklistLoader | None = None
+    client_ip_loader: ClientIpLoader | None = None

@@ -1,0 +1,42 @@
+"""What a channel sender receives."""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from datetime import datetime
+
+__all__ = ["Message"]
+
+
+@dataclass(frozen=True)
+class Message:
+    """One delivery request handed to the host's sender for a channel.
+
+    :ivar request_id: the authentication session.
+    :ivar widget_id: the widget the session belongs to.
+    :ivar recipient: the phone number in E.164 form.
+    :ivar channel: the channel type (``"sms"``, ``"voice"``…).
+    :ivar label: the channel's human label.
+    :ivar code_type: ``"code"`` or ``"codeless"``.
+    :ivar code: the one-time code to deliver, or ``None`` on a codeless channel.
+    :ivar text: the rendered text (``SDKAUTH_MESSAGE_TEXT``), ready to send.
+    :ivar expires_at: when the code stops being accepted (aware, UTC).
+    """
+
+    request_id: uuid.UUID
+    widget_id: uuid.UUID
+    recipient: str
+    channel: str
+    label: str
+    code_type: str
+    code: str | None
+    text: str
+    expires_at: datetime
+
+    def __repr__(self) -> str:
+        # Keep the code out of logs and tracebacks that print the message.
+        return (
+            f"Message(request_id={self.request_id!s}, channel={self.channel!r}, "
+            f"recipient={self.recipient!r}, code=***)"
+        )

@@ -1,0 +1,161 @@
+"""Persistence of sessions and built-in widgets, one Core statement per operation.
+
+Each call runs in its own short transaction on the host's engine, so the engine's
+writes never commit (or roll back) work pending in the host's ``db.session``.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, fields
+from datetime import datetime
+from typing import Any
+
+import sqlalchemy as sa
+from flask_sqlalchemy import SQLAlchemy
+
+from .states import CHANNEL_STATUS, TRANSITIONS, Event, State
+from .widgets import Channel, Widget
+
+__all__ = ["SessionRecord", "SessionStore", "WidgetStore"]
+
+
+@dataclass(frozen=True)
+class SessionRecord:
+    """One authentication session as stored (``sdkauth_session``)."""
+
+    id: uuid.UUID
+    widget_id: uuid.UUID
+    recipient: str
+    state: State
+    channel_index: int | None
+    channel: dict[str, Any] | None
+    generation: int
+    restarts: int
+    code_hash: str | None
+    code_expires_at: datetime | None
+    remaining_attempts: int
+    history: list[dict[str, Any]]
+    client_ip: str | None
+    created_at: datetime
+    updated_at: datetime
+
+    @property
+    def status(self) -> str:
+        """The channel status a client sees (``wait``, ``sent``, ``error``…)."""
+        return CHANNEL_STATUS[self.state]
+
+    @classmethod
+    def from_row(cls, row: sa.Row[Any]) -> SessionRecord:
+        values = dict(row._mapping)
+        values["state"] = State(values["state"])
+        return cls(**{f.name: values[f.name] for f in fields(cls)})
+
+
+class SessionStore:
+    """Reads sessions and moves them along :data:`~flask_sdkauth.states.TRANSITIONS`."""
+
+    def __init__(self, db: SQLAlchemy, table: sa.Table) -> None:
+        self._db = db
+        self._table = table
+
+    def create(self, **values: Any) -> None:
+        with self._db.engine.begin() as connection:
+            connection.execute(sa.insert(self._table).values(**values))
+
+    def get(self, request_id: uuid.UUID) -> SessionRecord | None:
+        query = sa.select(self._table).where(self._table.c.id == request_id)
+        with self._db.engine.connect() as connection:
+            row = connection.execute(query).first()
+        return None if row is None else SessionRecord.from_row(row)
+
+    def apply(
+        self, request_id: uuid.UUID, event: Event, **values: Any
+    ) -> SessionRecord | None:
+        """Take ``event``'s transition and write ``values`` in one statement.
+
+        Returns the updated session, or ``None`` when the session was not in one of
+        the transition's source states (someone else moved it first).
+        """
+        transition = TRANSITIONS[event]
+        table = self._table
+        statement = (
+            sa.update(table)
+            .where(
+                table.c.id == request_id,
+                table.c.state.in_([state.value for state in transition.sources]),
+            )
+            .values(state=transition.target.value, **values)
+            .returning(*table.c)
+        )
+        with self._db.engine.begin() as connection:
+            row = connection.execute(statement).first()
+        return None if row is None else SessionRecord.from_row(row)
+
+
+class WidgetStore:
+    """The built-in widget table, used when the host registers no ``widget_loader``."""
+
+    def __init__(self, db: SQLAlchemy, table: sa.Table) -> None:
+        self._db = db
+        self._table = table
+
+    def get(self, widget_id: uuid.UUID) -> Widget | None:
+        query = sa.select(self._table).where(self._table.c.id == widget_id)
+        with self._db.engine.connect() as connection:
+            row = connection.execute(query).first()
+        return None if row is None else _widget_from_row(row)
+
+    def all(self) -> list[Widget]:
+        query = sa.select(self._table).order_by(self._table.c.created_at)
+        with self._db.engine.connect() as connection:
+            return [_widget_from_row(row) for row in connection.execute(query)]
+
+    def create(
+        self,
+        *,
+        name: str,
+        channels: Sequence[Channel],
+        is_active: bool = True,
+        is_blocked: bool = False,
+        created_at: datetime,
+        widget_id: uuid.UUID | None = None,
+    ) -> Widget:
+        widget = Widget(
+            id=widget_id or uuid.uuid4(),
+            name=name,
+            channels=tuple(channels),
+            is_active=is_active,
+            is_blocked=is_blocked,
+        )
+        with self._db.engine.begin() as connection:
+            connection.execute(
+                sa.insert(self._table).values(
+                    id=widget.id,
+                    name=widget.name,
+                    is_active=widget.is_active,
+                    is_blocked=widget.is_blocked,
+                    channels=[channel.to_dict() for channel in widget.channels],
+                    created_at=created_at,
+                )
+            )
+        return widget
+
+    def update_flags(self, widget_id: uuid.UUID, flags: Mapping[str, bool]) -> bool:
+        """Set ``is_active``/``is_blocked``; ``False`` when the widget does not exist."""
+        statement = (
+            sa.update(self._table).where(self._table.c.id == widget_id).values(**flags)
+        )
+        with self._db.engine.begin() as connection:
+            return connection.execute(statement).rowcount == 1
+
+
+def _widget_from_row(row: sa.Row[Any]) -> Widget:
+    return Widget(
+        id=row.id,
+        name=row.name,
+        is_active=row.is_active,
+        is_blocked=row.is_blocked,
+        channels=tuple(Channel.from_dict(data) for data in row.channels),
+    )

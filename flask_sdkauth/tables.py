@@ -1,0 +1,81 @@
+"""The extension's tables, defined on the host's ``db.metadata``.
+
+They are created by the host's ``db.create_all()`` (or its migrations), or by
+``flask sdkauth create-tables``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from typing import Any
+
+import sqlalchemy as sa
+
+__all__ = ["Tables", "define_tables", "UTCDateTime"]
+
+
+class UTCDateTime(sa.TypeDecorator[datetime]):
+    """An aware UTC datetime on every backend (SQLite keeps no time zone)."""
+
+    impl = sa.DateTime
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Any) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetimes are not stored; pass an aware UTC one")
+        return value.astimezone(timezone.utc).replace(tzinfo=None)
+
+    def process_result_value(self, value: datetime | None, dialect: Any) -> datetime | None:
+        return None if value is None else value.replace(tzinfo=timezone.utc)
+
+
+@dataclass(frozen=True)
+class Tables:
+    widget: sa.Table
+    session: sa.Table
+
+
+def define_tables(metadata: sa.MetaData) -> Tables:
+    """Add the tables to ``metadata`` once and return them (idempotent)."""
+    if "sdkauth_session" in metadata.tables:
+        return Tables(
+            widget=metadata.tables["sdkauth_widget"],
+            session=metadata.tables["sdkauth_session"],
+        )
+    widget = sa.Table(
+        "sdkauth_widget",
+        metadata,
+        sa.Column("id", sa.Uuid, primary_key=True),
+        sa.Column("name", sa.String(200), nullable=False),
+        sa.Column("is_active", sa.Boolean, nullable=False, default=True),
+        sa.Column("is_blocked", sa.Boolean, nullable=False, default=False),
+        # Channels in priority order, each as Channel.to_dict().
+        sa.Column("channels", sa.JSON, nullable=False),
+        sa.Column("created_at", UTCDateTime, nullable=False),
+    )
+    session = sa.Table(
+        "sdkauth_session",
+        metadata,
+        sa.Column("id", sa.Uuid, primary_key=True),
+        sa.Column("widget_id", sa.Uuid, nullable=False),
+        sa.Column("recipient", sa.String(20), nullable=False),
+        sa.Column("state", sa.String(20), nullable=False),
+        # The current channel: its position in the widget, then Channel.to_dict().
+        sa.Column("channel_index", sa.Integer, nullable=True),
+        sa.Column("channel", sa.JSON, nullable=True),
+        # Goes up on every launch of a channel (spec §7.5).
+        sa.Column("generation", sa.Integer, nullable=False, default=0),
+        sa.Column("restarts", sa.Integer, nullable=False, default=0),
+        sa.Column("code_hash", sa.String(64), nullable=True),
+        sa.Column("code_expires_at", UTCDateTime, nullable=True),
+        sa.Column("remaining_attempts", sa.Integer, nullable=False, default=0),
+        # Every channel tried, in order, with its outcome and the reason of a failure.
+        sa.Column("history", sa.JSON, nullable=False),
+        sa.Column("client_ip", sa.String(45), nullable=True),
+        sa.Column("created_at", UTCDateTime, nullable=False, index=True),
+        sa.Column("updated_at", UTCDateTime, nullable=False),
+    )
+    return Tables(widget=widget, session=session)
