@@ -1,9 +1,9 @@
 """Widget tokens: JWTs signed with the host's flask-jwt-extended settings.
 
 A widget token carries the audience ``SDKAUTH_JWT_AUDIENCE`` and the list of widget
-ids it may use. The audience keeps it out of the host's own ``@jwt_required`` routes
-(PyJWT rejects a token with an audience the decoder does not expect), and the list
-scopes it to those widgets. We decode each token exactly once and never install
+ids it may use, and deliberately no identity claim (``sub``): flask-jwt-extended
+refuses a token without one, which keeps widget tokens out of the host's own
+``@jwt_required`` routes. The list scopes a token to those widgets. We decode each token exactly once and never install
 loaders on the host's ``JWTManager``.
 """
 
@@ -41,7 +41,6 @@ def encode_token(
         raise ValueError("expires_in must be positive")
     now = datetime.now(timezone.utc)
     claims: dict[str, Any] = {
-        "sub": _TOKEN_TYPE,
         "type": _TOKEN_TYPE,
         "jti": str(uuid.uuid4()),
         "iat": now,

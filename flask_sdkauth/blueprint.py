@@ -30,14 +30,17 @@ class _Parser(FlaskParser):
 
     def load_json(self, req: flask.Request, schema: ma.Schema) -> Any:
         limit = flask.current_app.extensions["sdkauth"].settings.max_body_size
+        too_large = ValidateError({"json": ["Request body is too large."]})
         if req.content_length is not None and req.content_length > limit:
-            raise ValidateError({"json": ["Request body is too large."]})
-        # Also bounds chunked bodies, which carry no Content-Length.
-        req.max_content_length = limit
+            raise too_large
+        # A chunked body has no Content-Length: read at most one byte past the limit.
+        req.max_content_length = limit + 1
         try:
+            if len(req.get_data(cache=True)) > limit:
+                raise too_large
             return super().load_json(req, schema)
         except RequestEntityTooLarge as exc:
-            raise ValidateError({"json": ["Request body is too large."]}) from exc
+            raise too_large from exc
         except HTTPException as exc:
             # webargs aborts with the messages of a body that is not valid JSON.
             data = getattr(exc, "data", None) or {}

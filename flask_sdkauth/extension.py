@@ -241,8 +241,11 @@ class _OwnApi(flask_smorest.Api):
     """The Api the extension creates when the host brings none.
 
     It registers no error handlers: flask-smorest's would answer every
-    ``HTTPException`` of the host's app in its own JSON shape.
+    ``HTTPException`` of the host's app in its own JSON shape. Nor does it document
+    flask-smorest's default error body, which our routes never return.
     """
+
+    DEFAULT_ERROR_RESPONSE_NAME = None
 
     def _register_error_handlers(self) -> None:
         pass

@@ -1,0 +1,35 @@
+# The two commands a fresh machine needs: `make run` and `make test`.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+HOST ?= 127.0.0.1
+PORT ?= 5000
+
+.PHONY: run test docs clean
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+
+$(VENV)/.installed-run: $(BIN)/python setup.cfg pyproject.toml
+	$(BIN)/python -m pip install --quiet -e .
+	touch $@
+
+$(VENV)/.installed-test: $(BIN)/python setup.cfg pyproject.toml
+	$(BIN)/python -m pip install --quiet -e ".[test,docs]"
+	touch $@
+
+## Serve example_app on http://$(HOST):$(PORT) (SQLite, demo widget, codes in the log).
+run: $(VENV)/.installed-run
+	$(BIN)/flask --app example_app run --host $(HOST) --port $(PORT)
+
+## Run the whole test suite, then build the docs with warnings as errors.
+test: $(VENV)/.installed-test
+	$(BIN)/python -m pytest
+	$(MAKE) docs
+
+docs: $(VENV)/.installed-test
+	$(BIN)/sphinx-build -W --keep-going -q -b html docs docs/_build/html
+
+clean:
+	rm -rf $(VENV) docs/_build *.egg-info
