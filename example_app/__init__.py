@@ -47,8 +47,8 @@ for channel_type in sorted(CHANNEL_TYPES):
     sdkauth.add_channel_sender(channel_type, log_message)
 
 
-def create_app(config: dict | None = None) -> Flask:
-    app = Flask(__name__)
+def create_app(config: dict | None = None, instance_path: str | None = None) -> Flask:
+    app = Flask(__name__, instance_path=instance_path)
     Path(app.instance_path).mkdir(parents=True, exist_ok=True)
     app.config.update(
         SECRET_KEY=_instance_secret(app.instance_path),

@@ -18,7 +18,7 @@ from .cli import sdkauth_cli
 from .config import DEFAULT_CONFIG, Settings
 from .dispatcher import Dispatcher, InlineDispatcher
 from .engine import Clock, Engine, utc_now
-from .errors import SdkAuthError, error_response
+from .errors import SdkAuthError, ValidateError, error_response
 from .hooks import (
     ChannelSender,
     ClientIpLoader,
@@ -234,7 +234,11 @@ class SdkAuth:
 
         :returns: the request id. Raises the same exceptions as the HTTP operation.
         """
-        return self.engine.send(uuid.UUID(str(widget_id)), recipient, client_ip=client_ip)
+        try:
+            widget_uuid = uuid.UUID(str(widget_id))
+        except ValueError:
+            raise ValidateError({"widgetId": ["Not a valid UUID."]}) from None
+        return self.engine.send(widget_uuid, recipient, client_ip=client_ip)
 
 
 class _OwnApi(flask_smorest.Api):

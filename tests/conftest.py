@@ -83,8 +83,8 @@ def make_app(database_uri: str, clock: FakeClock, outbox: Outbox) -> Iterator[Ap
             TESTING=True,
             SECRET_KEY="test-secret-key-of-enough-length-for-hs256",
             SQLALCHEMY_DATABASE_URI=database_uri,
-            **(config or {}),
         )
+        app.config.update(config or {})
         db = SQLAlchemy()
         db.init_app(app)
         JWTManager(app)

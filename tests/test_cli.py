@@ -1,0 +1,81 @@
+"""flask sdkauth …: tables, built-in widgets and tokens."""
+
+from __future__ import annotations
+
+import uuid
+
+import jwt
+import sqlalchemy as sa
+
+
+def _run(app, *args):
+    result = app.test_cli_runner().invoke(args=["sdkauth", *args])
+    return result
+
+
+def test_widget_lifecycle_through_the_cli(app, sdkauth):
+    created = _run(app, "widget", "create", "Shop", "--channel", "sms", "--channel", 'voice:{"lifetime": 120}')
+    assert created.exit_code == 0, created.output
+    widget_id = uuid.UUID(created.output.strip())
+    with app.app_context():
+        widget = sdkauth.engine.find_widget(widget_id)
+    assert widget.name == "Shop"
+    assert [c.type for c in widget.channels] == ["sms", "voice"]
+    assert widget.channels[1].settings.lifetime == 120
+
+    listing = _run(app, "widget", "list")
+    assert str(widget_id) in listing.output and "active" in listing.output and "[sms,voice]" in listing.output
+
+    for command, field, value in [
+        ("block", "is_blocked", True),
+        ("unblock", "is_blocked", False),
+        ("deactivate", "is_active", False),
+        ("activate", "is_active", True),
+    ]:
+        result = _run(app, "widget", command, str(widget_id))
+        assert result.exit_code == 0, result.output
+        with app.app_context():
+            assert getattr(sdkauth.engine.find_widget(widget_id), field) is value
+
+
+def test_create_inactive_and_blocked(app, sdkauth):
+    result = _run(app, "widget", "create", "Off", "--inactive", "--blocked")
+    with app.app_context():
+        widget = sdkauth.engine.find_widget(uuid.UUID(result.output.strip()))
+    assert widget.is_active is False and widget.is_blocked is True and widget.channels == ()
+
+
+def test_bad_channel_option_is_a_usage_error(app, sdkauth):
+    for value in ["fax", "sms:{bad json", 'sms:{"lifetime": 0}', 'sms:{"nope": 1}']:
+        result = _run(app, "widget", "create", "W", "--channel", value)
+        assert result.exit_code == 2, (value, result.output)
+
+
+def test_flag_commands_on_an_unknown_widget_fail(app):
+    result = _run(app, "widget", "block", str(uuid.uuid4()))
+    assert result.exit_code == 1
+    assert "no widget" in result.output
+
+
+def test_token_command_prints_a_usable_token(app, sdkauth, widget, outbox):
+    result = _run(app, "token", str(widget.id), "--expires-in", "60")
+    assert result.exit_code == 0, result.output
+    token = result.output.strip()
+    claims = jwt.decode(token, options={"verify_signature": False})
+    assert claims["exp"] - claims["iat"] == 60
+    response = app.test_client().post(
+        "/", json={"widgetId": str(widget.id), "recipient": "+79991234567"},
+        headers={"Authorization": f"Bearer {token}"},
+    )
+    assert response.status_code == 201
+
+
+def test_create_tables(make_app):
+    app, sdkauth = make_app()
+    with app.app_context():
+        sdkauth.db.drop_all()
+    result = _run(app, "create-tables")
+    assert result.exit_code == 0, result.output
+    with app.app_context():
+        names = set(sa.inspect(sdkauth.db.engine).get_table_names())
+    assert {"sdkauth_widget", "sdkauth_session"} <= names

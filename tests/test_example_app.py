@@ -1,0 +1,54 @@
+"""The example app: demo widget, dev sender, token command, API docs."""
+
+from __future__ import annotations
+
+import logging
+import re
+
+import pytest
+
+from example_app import create_app
+
+
+@pytest.fixture
+def example(tmp_path):
+    return create_app(instance_path=str(tmp_path))
+
+
+def test_demo_widget_is_created_once_and_printed(tmp_path, caplog):
+    with caplog.at_level(logging.WARNING, logger="example_app"):
+        first = create_app(instance_path=str(tmp_path)).test_client().get("/").json
+        second = create_app(instance_path=str(tmp_path)).test_client().get("/").json
+    assert first["demoWidgetId"] == second["demoWidgetId"]
+    assert f"Demo widget id: {first['demoWidgetId']}" in caplog.text
+    assert (tmp_path / "example.db").exists()
+
+
+def test_walk_through_with_the_token_command(example, caplog):
+    widget_id = example.test_client().get("/").json["demoWidgetId"]
+    result = example.test_cli_runner().invoke(args=["sdkauth", "token", widget_id])
+    assert result.exit_code == 0, result.output
+    token = result.output.strip().splitlines()[-1]
+
+    with caplog.at_level(logging.WARNING, logger="example_app"):
+        response = example.test_client().post(
+            "/",
+            json={"widgetId": widget_id, "recipient": "+79991234567"},
+            headers={"Authorization": f"Bearer {token}"},
+        )
+    assert response.status_code == 201
+    request_id = response.json["requestId"]
+    assert re.search(rf"\[dev sender\] sms to \+79991234567 \(session {request_id}\): .*\d{{6}}", caplog.text)
+
+
+def test_openapi_and_swagger_ui_are_served(example):
+    client = example.test_client()
+    spec = client.get("/docs/openapi.json").json
+    assert spec["paths"]["/"]["post"]["operationId"] == "send"
+    assert client.get("/docs/swagger").status_code == 200
+
+
+def test_database_url_overrides_sqlite(tmp_path, monkeypatch):
+    monkeypatch.setenv("DATABASE_URL", f"sqlite:///{tmp_path / 'other.db'}")
+    create_app(instance_path=str(tmp_path))
+    assert (tmp_path / "other.db").exists()
