@@ -32,9 +32,6 @@ autodoc_class_signature = "mixed"
 # class's text on each of them.
 autodoc_inherit_docstrings = False
 autodoc_preserve_defaults = True
-autodoc_default_options = {
-    "show-inheritance": False,
-}
 
 html_theme = "furo"
 html_title = f"flask-sdkauth {release}"
