@@ -12,7 +12,12 @@ import marshmallow as ma
 from webargs.flaskparser import FlaskParser
 from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
 
-from .errors import SdkAuthError, UnauthorizedException, ValidateError
+from .errors import (
+    InternalServerErrorException,
+    SdkAuthError,
+    UnauthorizedException,
+    ValidateError,
+)
 from .schemas import ErrorDto
 
 __all__ = ["SdkAuthBlueprint", "SECURITY_SCHEME"]
@@ -67,13 +72,14 @@ class SdkAuthBlueprint(flask_smorest.Blueprint):
         """Document an operation: its id, bearer security and every error it returns.
 
         Errors sharing a status are documented together, their types listed in the
-        description; 401 is added to every operation.
+        description; 401 and 500 are added to every operation.
         """
 
         def decorator(view: F) -> F:
             view = self.doc(operationId=operation_id, security=[{SECURITY_SCHEME: []}])(view)
+            always = {UnauthorizedException, InternalServerErrorException}
             documented = sorted(
-                {*errors, UnauthorizedException}, key=lambda error: (error.http_status, error.type)
+                {*errors, *always}, key=lambda error: (error.http_status, error.type)
             )
             for status, group in groupby(documented, key=_by_status):
                 types = ", ".join(error.type for error in group)

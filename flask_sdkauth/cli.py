@@ -1,9 +1,10 @@
-"""``flask sdkauth …``: tables, built-in widgets and development tokens."""
+"""``flask sdkauth …``: tables, built-in widgets, development tokens, purging."""
 
 from __future__ import annotations
 
 import json
 import uuid
+from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
 import click
@@ -104,3 +105,16 @@ _flag_command("block", "is_blocked", True, "Block WIDGET_ID: send answers 403.")
 _flag_command("unblock", "is_blocked", False, "Unblock WIDGET_ID.")
 _flag_command("activate", "is_active", True, "Activate WIDGET_ID.")
 _flag_command("deactivate", "is_active", False, "Deactivate WIDGET_ID: send answers 403.")
+
+
+@sdkauth_cli.command("purge")
+@click.option(
+    "--older-than",
+    type=click.IntRange(min=0),
+    help="Age in seconds; default SDKAUTH_RETENTION.",
+)
+def purge(older_than: int | None) -> None:
+    """Delete authentication sessions older than the retention period."""
+    age = timedelta(seconds=older_than) if older_than is not None else None
+    deleted = _extension().engine.purge(age)
+    click.echo(f"Deleted {deleted} session(s).")

@@ -1,6 +1,6 @@
 """Configuration: every ``SDKAUTH_*`` key with its default, in one mapping.
 
-``docs/config.rst`` mirrors this mapping one-to-one. Values are plain data; behaviour
+``docs/configuration.rst`` mirrors this mapping one-to-one. Values are plain data; behaviour
 comes through the hooks on :class:`~flask_sdkauth.SdkAuth`.
 """
 
@@ -27,6 +27,12 @@ DEFAULT_CONFIG: Mapping[str, Any] = {
     "SDKAUTH_MESSAGE_TEXT": "Код подтверждения: {code}",
     # Text handed to senders of codeless channels; fields: {widget}, {minutes}.
     "SDKAUTH_CODELESS_TEXT": "Подтвердите вход: {widget}",
+    # Seconds from send until an unfinished session is closed.
+    "SDKAUTH_SESSION_LIFETIME": 1800,
+    # Seconds a session is kept before `flask sdkauth purge` deletes it.
+    "SDKAUTH_RETENTION": 7 * 24 * 3600,
+    # Codeless confirmations must pick the number the widget shows.
+    "SDKAUTH_NUMBER_MATCHING": True,
     # Largest request body accepted, in bytes.
     "SDKAUTH_MAX_BODY_SIZE": 16 * 1024,
     # Used only when SdkAuth creates its own flask-smorest Api.
@@ -48,6 +54,9 @@ class Settings:
     message_text: str
     codeless_text: str
     max_body_size: int
+    session_lifetime: int
+    retention: int
+    number_matching: bool
 
     @classmethod
     def from_config(cls, config: Mapping[str, Any]) -> Settings:
@@ -57,7 +66,12 @@ class Settings:
                 "flask-sdkauth needs a key to hash codes: set SDKAUTH_CODE_SECRET "
                 "(or SECRET_KEY) before calling init_app."
             )
-        for key in ("SDKAUTH_TOKEN_EXPIRES", "SDKAUTH_MAX_BODY_SIZE"):
+        for key in (
+            "SDKAUTH_TOKEN_EXPIRES",
+            "SDKAUTH_MAX_BODY_SIZE",
+            "SDKAUTH_SESSION_LIFETIME",
+            "SDKAUTH_RETENTION",
+        ):
             value = config[key]
             if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
                 raise ValueError(f"{key} must be a positive int, got {value!r}")
@@ -70,6 +84,9 @@ class Settings:
             message_text=str(config["SDKAUTH_MESSAGE_TEXT"]),
             codeless_text=str(config["SDKAUTH_CODELESS_TEXT"]),
             max_body_size=config["SDKAUTH_MAX_BODY_SIZE"],
+            session_lifetime=config["SDKAUTH_SESSION_LIFETIME"],
+            retention=config["SDKAUTH_RETENTION"],
+            number_matching=bool(config["SDKAUTH_NUMBER_MATCHING"]),
         )
 
 

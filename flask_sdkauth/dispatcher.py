@@ -22,11 +22,16 @@ __all__ = ["LaunchJob", "Dispatcher", "InlineDispatcher"]
 
 @dataclass(frozen=True)
 class LaunchJob:
-    """Launch the widget's channels for a session, starting at ``channel_index``."""
+    """Launch the widget's channels for a session, starting at ``channel_index``.
+
+    ``generation`` is the session's channel generation when the job was made; a job
+    whose session has since moved on does nothing, so running a job twice is safe.
+    """
 
     request_id: uuid.UUID
     channel_index: int = 0
     restarts: int = 0
+    generation: int = 0
 
 
 class Dispatcher(Protocol):

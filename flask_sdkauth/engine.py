@@ -1,51 +1,102 @@
 """The authentication engine: plain Python over the stores, no HTTP.
 
-It owns the rules: which widget may start a session, which channel delivers next,
-how codes are made and kept. Views translate HTTP to these calls; the Python API of
-:class:`~flask_sdkauth.SdkAuth` calls them directly.
+It owns the rules: which widget may start a session, how a session moves through the
+state machine of spec §7 (:mod:`~flask_sdkauth.states`), what each operation answers
+in each state (:mod:`~flask_sdkauth.rules`), and how codes are checked. Views
+translate HTTP to these calls; :class:`~flask_sdkauth.SdkAuth` exposes some of them
+to the host's backend.
 """
 
 from __future__ import annotations
 
-import logging
+import functools
 import uuid
 from collections.abc import Callable
-from datetime import datetime, timedelta, timezone
+from dataclasses import dataclass
+from datetime import timedelta
 from functools import partial
-from typing import Any
+from typing import Any, NoReturn, TypeVar, cast
 
 from flask import current_app
 
 from . import signals
-from .codes import generate_code, hash_code
+from .clock import Clock, utc_now
+from .codes import code_matches
 from .config import Settings
 from .dispatcher import Dispatcher, LaunchJob
 from .errors import (
+    AttemptsExpiredException,
+    ChannelChangedException,
     ForbiddenException,
+    InvalidCodeException,
+    IsCodelessChannelException,
     NoAvailableChannelsException,
+    PhoneNumberMismatchException,
+    ResendChannelException,
+    RestartCooldownActiveException,
+    SdkAuthError,
     SessionNotFoundException,
     ValidateError,
     WidgetIsBlockedException,
     WidgetNotFoundException,
 )
 from .hooks import Hooks
-from .message import Message
+from .launch import Launcher
 from .phones import InvalidPhoneNumber, to_e164
-from .states import Event, State
+from .rules import ANSWERS, Operation
+from .states import OPEN_STATES, Event, State
 from .store import SessionRecord, SessionStore, WidgetStore
-from .widgets import Channel, Widget
+from .widgets import ChannelSettings, Widget
 
-__all__ = ["Engine", "Clock", "utc_now"]
+__all__ = ["Engine", "ChannelView", "WidgetInfo", "Authorize", "Clock", "utc_now"]
 
-logger = logging.getLogger("flask_sdkauth")
+#: Called with a session's widget id; raises ``ForbiddenException`` to refuse.
+Authorize = Callable[[uuid.UUID], None]
 
-Clock = Callable[[], datetime]
-
-_REASON_LIMIT = 500
+F = TypeVar("F", bound=Callable[..., Any])
 
 
-def utc_now() -> datetime:
-    return datetime.now(timezone.utc)
+@dataclass(frozen=True)
+class ChannelView:
+    """What getChannel shows of a session's current channel (spec §4.3)."""
+
+    type: str
+    status: str
+    label: str
+    code_type: str
+    payload: dict[str, Any]
+    settings: dict[str, Any]
+    remaining_code_attempts: int
+
+
+@dataclass(frozen=True)
+class WidgetInfo:
+    """What getWidget shows of a widget (spec §4.1)."""
+
+    name: str
+    is_active: bool
+    is_blocked: bool
+    captcha_is_required: bool = False
+    captcha_provider: str | None = None
+
+
+def _reports_errors(method: F) -> F:
+    """Send the error signals (spec §9) for contract errors about a session."""
+
+    @functools.wraps(method)
+    def wrapper(self: Engine, request_id: uuid.UUID, *args: Any, **kwargs: Any) -> Any:
+        try:
+            return method(self, request_id, *args, **kwargs)
+        except SdkAuthError as error:
+            app = current_app._get_current_object()  # type: ignore[attr-defined]
+            if isinstance(error, ChannelChangedException):
+                signals.channel_changed.send(app, request_id=request_id, error=error)
+            elif isinstance(error, ResendChannelException):
+                signals.resend_channel.send(app, request_id=request_id, error=error)
+            signals.auth_error.send(app, request_id=request_id, error=error)
+            raise
+
+    return cast(F, wrapper)
 
 
 class Engine:
@@ -67,6 +118,7 @@ class Engine:
         self.hooks = hooks
         self.dispatcher = dispatcher
         self.clock = clock
+        self.launcher = Launcher(settings=settings, sessions=sessions, hooks=hooks, clock=clock)
 
     # -- widgets ---------------------------------------------------------------
 
@@ -80,6 +132,13 @@ class Engine:
         if widget is None:
             raise WidgetNotFoundException()
         return widget
+
+    def widget_info(self, widget_id: uuid.UUID) -> WidgetInfo:
+        """getWidget: a blocked or inactive widget is reported, not refused (gap 17)."""
+        widget = self.load_widget(widget_id)
+        return WidgetInfo(
+            name=widget.name, is_active=widget.is_active, is_blocked=widget.is_blocked
+        )
 
     # -- send ------------------------------------------------------------------
 
@@ -107,22 +166,27 @@ class Engine:
             raise WidgetIsBlockedException()
 
         now = self.clock()
+        first = widget.channels[0] if widget.channels else None
         session = SessionRecord(
             id=uuid.uuid4(),
             widget_id=widget.id,
             recipient=recipient,
             state=State.PENDING,
-            channel_index=None,
-            channel=None,
+            channel_index=0 if first else None,
+            channel=first.to_dict() if first else None,
+            payload={},
             generation=0,
+            seen_generation=0,
             restarts=0,
+            launched_at=None,
             code_hash=None,
             code_expires_at=None,
-            remaining_attempts=0,
+            remaining_attempts=first.settings.number_of_tries if first else 0,
             history=[],
             client_ip=client_ip,
             created_at=now,
             updated_at=now,
+            expires_at=now + timedelta(seconds=self.settings.session_lifetime),
         )
         self.sessions.create(**_columns(session))
         signals.session_created.send(
@@ -130,10 +194,7 @@ class Engine:
             request_id=session.id,
             widget_id=widget.id,
         )
-        run = partial(self._launch, widget=widget, session=session)
-        outcome = self.dispatcher.dispatch(LaunchJob(request_id=session.id), run)
-        if outcome is not None and outcome.state is State.NO_CHANNELS:
-            raise NoAvailableChannelsException()
+        self._dispatch(LaunchJob(request_id=session.id), widget, session)
         return session.id
 
     def normalise_recipient(self, recipient: str) -> str:
@@ -145,138 +206,294 @@ class Engine:
     # -- channel launches ------------------------------------------------------
 
     def launch(self, job: LaunchJob) -> SessionRecord:
-        """Run a launch job: the entry point for a dispatcher that runs it later."""
-        session = self.sessions.get(job.request_id)
-        if session is None:
-            raise SessionNotFoundException()
-        widget = self.find_widget(session.widget_id)
-        return self._launch(job, widget=widget, session=session)
+        """Run a launch job: the entry point for a dispatcher that runs it later.
 
-    def _launch(
+        A job for a session that is no longer waiting for it (already launched,
+        closed, relaunched since) sends nothing and returns the session as it is.
+        """
+        session = self._load(job.request_id)
+        if session.state is not State.PENDING or session.generation != job.generation:
+            return session
+        widget = self.find_widget(session.widget_id)
+        return self._run_launch(job, widget=widget, session=session)
+
+    def _dispatch(self, job: LaunchJob, widget: Widget | None, session: SessionRecord) -> None:
+        """Launch through the dispatcher; an inline launch that found no channel raises."""
+        run = partial(self._run_launch, widget=widget, session=session)
+        outcome = self.dispatcher.dispatch(job, run)
+        if outcome is not None and outcome.state is State.NO_CHANNELS:
+            raise NoAvailableChannelsException()
+
+    def _run_launch(
         self, job: LaunchJob, *, widget: Widget | None, session: SessionRecord
     ) -> SessionRecord:
-        """Try the widget's channels by priority from ``job.channel_index``.
-
-        A channel without a registered sender is skipped; a sender that raises
-        counts as a failed channel and the next one is tried. The first channel
-        that accepts the message moves the session to SENT; none moves it to
-        NO_CHANNELS. Either way the history records every channel tried.
-        """
-        channels = widget.channels if widget is not None else ()
-        generation = session.generation + 1
-        history = list(session.history)
-        for index in range(job.channel_index, len(channels)):
-            channel = channels[index]
-            now = self.clock()
-            sender = self.hooks.channel_senders.get(channel.type)
-            if sender is None:
-                history.append(_attempt(index, channel, now, "skipped", "no sender"))
-                continue
-            assert widget is not None
-            code = None
-            if channel.code_type == "code":
-                code = generate_code(
-                    channel.settings.code_length, beautify=channel.settings.beautify
-                )
-            message = self._message(session, widget, channel, code, now)
-            try:
-                sender(message)
-            except Exception as exc:  # a sender's failure is data, not a crash
-                reason = f"{type(exc).__name__}: {exc}"[:_REASON_LIMIT]
-                logger.warning(
-                    "sdkauth: channel %s failed for session %s: %s",
-                    channel.type,
-                    session.id,
-                    reason,
-                )
-                history.append(_attempt(index, channel, now, "failed", reason))
-                continue
-            history.append(_attempt(index, channel, now, "sent", None))
-            code_hash = None
-            if code is not None:
-                code_hash = hash_code(
-                    self.settings.code_secret, session.id, generation, code
-                )
-            updated = self.sessions.apply(
-                session.id,
-                Event.CHANNEL_SENT,
-                channel_index=index,
-                channel=channel.to_dict(),
-                generation=generation,
-                restarts=job.restarts,
-                code_hash=code_hash,
-                code_expires_at=message.expires_at,
-                remaining_attempts=channel.settings.number_of_tries,
-                history=history,
-                updated_at=self.clock(),
-            )
-            if updated is not None:
-                signals.message_sent.send(
-                    current_app._get_current_object(),  # type: ignore[attr-defined]
-                    request_id=session.id,
-                    channel=channel.type,
-                )
-            return updated or self._current(session.id)
-
-        logger.warning(
-            "sdkauth: no channel could deliver for session %s (%d tried)",
-            session.id,
-            len(history) - len(session.history),
+        return self.launcher.launch(job, widget=widget, session=session) or self._load(
+            job.request_id
         )
-        exhausted = self.sessions.apply(
-            session.id,
-            Event.CHANNELS_EXHAUSTED,
-            history=history,
+
+    # -- session operations ----------------------------------------------------
+
+    @_reports_errors
+    def get_channel(
+        self, request_id: uuid.UUID, *, authorize: Authorize | None = None
+    ) -> ChannelView:
+        """The current channel (getChannel); remembers that the client has seen it."""
+        session = self._open(request_id, authorize)
+        self._settle(Operation.GET_CHANNEL, session)
+        if session.channel is None:
+            raise NoAvailableChannelsException()
+        if session.seen_generation < session.generation:
+            self.sessions.mark_seen(request_id, session.generation)
+        channel = session.channel
+        return ChannelView(
+            type=channel["type"],
+            status=session.status,
+            label=channel["label"],
+            code_type=channel["codeType"],
+            payload=session.payload,
+            settings=channel["settings"],
+            remaining_code_attempts=session.remaining_attempts,
+        )
+
+    @_reports_errors
+    def get_status(
+        self,
+        request_id: uuid.UUID,
+        recipient: str,
+        *,
+        authorize: Authorize | None = None,
+    ) -> bool:
+        """Whether the session is confirmed (getStatus)."""
+        session = self._open(request_id, authorize, recipient=recipient)
+        settled = self._settle(Operation.GET_STATUS, session)
+        if settled is not None:
+            return settled
+        if session.generation != session.seen_generation:
+            raise ChannelChangedException()
+        return False
+
+    @_reports_errors
+    def check_code(
+        self, request_id: uuid.UUID, code: str, *, authorize: Authorize | None = None
+    ) -> bool:
+        """Check a code the user typed (checkCode); ``True`` confirms the session."""
+        session = self._open(request_id, authorize)
+        self._settle(Operation.CHECK_CODE, session)
+        if session.channel is not None and session.channel["codeType"] == "codeless":
+            raise IsCodelessChannelException()
+        if session.state is not State.SENT:
+            raise InvalidCodeException()  # nothing was sent yet; no attempt is used
+        if self._secret_matches(session, code):
+            return self._confirm(session)
+        self._wrong_attempt(session)
+
+    @_reports_errors
+    def confirm(self, request_id: uuid.UUID, token: str, number: str | None = None) -> bool:
+        """Confirm a codeless channel with the token its message carried.
+
+        With number matching (``SDKAUTH_NUMBER_MATCHING``) ``number`` must be the
+        one the widget shows; a wrong number ends the session
+        (``AttemptsExpiredException``), since whoever approved is not looking at
+        that widget. A wrong token uses up one attempt, like a wrong code.
+        """
+        session = self._open(request_id, None)
+        self._settle(Operation.CONFIRM, session)
+        if session.channel is None or session.channel["codeType"] != "codeless":
+            raise InvalidCodeException()
+        if session.state is not State.SENT:
+            raise InvalidCodeException()
+        if not self._secret_matches(session, token):
+            self._wrong_attempt(session)
+        expected = session.payload.get("matchNumber")
+        if expected is not None and number != expected:
+            if self.sessions.apply(
+                request_id,
+                Event.ATTEMPTS_EXHAUSTED,
+                at_generation=session.generation,
+                remaining_attempts=0,
+                code_hash=None,
+                updated_at=self.clock(),
+            ):
+                raise AttemptsExpiredException()
+            self._settle(Operation.CONFIRM, self._load(request_id))
+            raise InvalidCodeException()
+        return self._confirm(session)
+
+    @_reports_errors
+    def resend(self, request_id: uuid.UUID, *, authorize: Authorize | None = None) -> bool:
+        """Relaunch the current channel, or the next one once its restarts are used up."""
+        session = self._open(request_id, authorize)
+        self._settle(Operation.RESEND, session)
+        if session.channel is None:
+            raise RestartCooldownActiveException()  # the first launch has not run yet
+        settings = ChannelSettings.from_mapping(session.channel["settings"])
+        if session.state is not State.CHANNEL_FAILED:
+            started = session.launched_at or session.created_at
+            if self.clock() < started + timedelta(seconds=settings.restart_cooldown):
+                raise RestartCooldownActiveException()
+        index = session.channel_index or 0
+        if session.restarts < settings.number_of_restart:
+            job = LaunchJob(
+                request_id,
+                channel_index=index,
+                restarts=session.restarts + 1,
+                generation=session.generation,
+            )
+        else:
+            job = LaunchJob(request_id, channel_index=index + 1, generation=session.generation)
+        restarted = self.sessions.apply(
+            request_id,
+            Event.RESTARTED,
+            at_generation=session.generation,
+            code_hash=None,
+            payload={},
             updated_at=self.clock(),
         )
-        return exhausted or self._current(session.id)
+        if restarted is None:
+            raise RestartCooldownActiveException()  # a concurrent resend was first
+        self._dispatch(job, self.find_widget(session.widget_id), restarted)
+        return True
 
-    def _message(
+    @_reports_errors
+    def complete(self, request_id: uuid.UUID, *, authorize: Authorize | None = None) -> bool:
+        """Complete a confirmed session (complete): ``True`` exactly once."""
+        session = self._open(request_id, authorize)
+        settled = self._settle(Operation.COMPLETE, session)
+        return settled if settled is not None else self._complete(session)
+
+    @_reports_errors
+    def check_status_and_complete(
         self,
-        session: SessionRecord,
-        widget: Widget,
-        channel: Channel,
-        code: str | None,
-        now: datetime,
-    ) -> Message:
-        lifetime = channel.settings.lifetime
-        template = (
-            self.settings.message_text if code is not None else self.settings.codeless_text
-        )
-        return Message(
-            request_id=session.id,
-            widget_id=widget.id,
-            recipient=session.recipient,
-            channel=channel.type,
-            label=channel.label,
-            code_type=channel.code_type,
-            code=code,
-            text=template.format(
-                code=code or "", widget=widget.name, minutes=max(1, lifetime // 60)
-            ),
-            expires_at=now + timedelta(seconds=lifetime),
-        )
+        request_id: uuid.UUID,
+        recipient: str,
+        *,
+        authorize: Authorize | None = None,
+    ) -> bool:
+        """The backend's final check: ``True`` exactly once, for a confirmed session
+        bound to ``recipient``; then always ``False``."""
+        session = self._open(request_id, authorize, recipient=recipient)
+        settled = self._settle(Operation.CHECK_STATUS_AND_COMPLETE, session)
+        return settled if settled is not None else self._complete(session)
 
-    def _current(self, request_id: uuid.UUID) -> SessionRecord:
+    def purge(self, older_than: timedelta | None = None) -> int:
+        """Delete sessions created more than ``older_than`` (default
+        ``SDKAUTH_RETENTION``) ago; return how many were deleted."""
+        if older_than is None:
+            older_than = timedelta(seconds=self.settings.retention)
+        return self.sessions.delete_created_before(self.clock() - older_than)
+
+    # -- steps shared by the operations -----------------------------------------
+
+    def _load(self, request_id: uuid.UUID) -> SessionRecord:
         session = self.sessions.get(request_id)
         if session is None:
             raise SessionNotFoundException()
         return session
 
+    def _open(
+        self,
+        request_id: uuid.UUID,
+        authorize: Authorize | None,
+        *,
+        recipient: str | None = None,
+    ) -> SessionRecord:
+        """Load a session and bring it up to date, in the spec's precedence order:
+        404, then the token's scope, then the recipient, then time-outs."""
+        session = self._load(request_id)
+        if authorize is not None:
+            authorize(session.widget_id)
+        if recipient is not None and self.normalise_recipient(recipient) != session.recipient:
+            raise PhoneNumberMismatchException()
+        return self._expire(session)
 
-def _attempt(
-    index: int, channel: Channel, at: datetime, outcome: str, reason: str | None
-) -> dict[str, Any]:
-    return {
-        "index": index,
-        "channel": channel.type,
-        "outcome": outcome,
-        "reason": reason,
-        "at": at.isoformat(),
-    }
+    def _expire(self, session: SessionRecord) -> SessionRecord:
+        """Close a session past its lifetime, fail a channel past its code's lifetime."""
+        now = self.clock()
+        if session.state in OPEN_STATES and now >= session.expires_at:
+            event = Event.SESSION_EXPIRED
+        elif (
+            session.state is State.SENT
+            and session.code_expires_at is not None
+            and now >= session.code_expires_at
+        ):
+            event = Event.CODE_EXPIRED
+        else:
+            return session
+        moved = self.sessions.apply(
+            session.id, event, at_generation=session.generation, code_hash=None, updated_at=now
+        )
+        return moved or self._load(session.id)
+
+    @staticmethod
+    def _settle(operation: Operation, session: SessionRecord) -> bool | None:
+        """Raise or return the table's answer for this state; ``None`` to go on."""
+        answer = ANSWERS[operation].get(session.state)
+        if answer is None or isinstance(answer, bool):
+            return answer
+        raise answer()
+
+    def _secret_matches(self, session: SessionRecord, secret: str) -> bool:
+        if session.code_hash is None:
+            return False
+        return code_matches(
+            self.settings.code_secret, session.id, session.generation, secret, session.code_hash
+        )
+
+    def _confirm(self, session: SessionRecord) -> bool:
+        now = self.clock()
+        confirmed = self.sessions.apply(
+            session.id,
+            Event.CONFIRMED,
+            at_generation=session.generation,
+            code_hash=None,  # single use
+            confirmed_at=now,
+            updated_at=now,
+        )
+        if confirmed is None:
+            # Someone else moved the session first (the same code twice at once).
+            self._settle(Operation.CHECK_CODE, self._load(session.id))
+            raise InvalidCodeException()
+        signals.success_confirmation.send(
+            current_app._get_current_object(),  # type: ignore[attr-defined]
+            request_id=session.id,
+        )
+        return True
+
+    def _wrong_attempt(self, session: SessionRecord) -> NoReturn:
+        """Use up one attempt and raise; the last one ends the session."""
+        remaining = self.sessions.columns.remaining_attempts
+        now = self.clock()
+        if self.sessions.apply(
+            session.id,
+            Event.WRONG_ATTEMPT,
+            at_generation=session.generation,
+            where=[remaining > 1],
+            remaining_attempts=remaining - 1,
+            updated_at=now,
+        ):
+            raise InvalidCodeException()
+        if self.sessions.apply(
+            session.id,
+            Event.ATTEMPTS_EXHAUSTED,
+            at_generation=session.generation,
+            remaining_attempts=0,
+            code_hash=None,
+            updated_at=now,
+        ):
+            raise AttemptsExpiredException()
+        self._settle(Operation.CHECK_CODE, self._load(session.id))
+        raise InvalidCodeException()
+
+    def _complete(self, session: SessionRecord) -> bool:
+        now = self.clock()
+        completed = self.sessions.apply(
+            session.id, Event.COMPLETED, completed_at=now, updated_at=now
+        )
+        return completed is not None
 
 
 def _columns(session: SessionRecord) -> dict[str, Any]:
     values = {name: getattr(session, name) for name in session.__dataclass_fields__}
     values["state"] = session.state.value
     return values
+

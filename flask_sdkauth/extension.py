@@ -9,7 +9,7 @@ from datetime import timedelta
 from typing import TypeVar
 
 import flask_smorest
-from flask import Flask, current_app
+from flask import Flask, current_app, url_for
 from flask_sqlalchemy import SQLAlchemy
 
 from .auth import encode_token
@@ -29,6 +29,7 @@ from .hooks import (
 from .store import SessionStore, WidgetStore
 from .tables import define_tables
 from .views import blp
+from .message import Message
 from .widgets import CHANNEL_TYPES, Channel, Widget
 
 __all__ = ["SdkAuth"]
@@ -234,11 +235,57 @@ class SdkAuth:
 
         :returns: the request id. Raises the same exceptions as the HTTP operation.
         """
-        try:
-            widget_uuid = uuid.UUID(str(widget_id))
-        except ValueError:
-            raise ValidateError({"widgetId": ["Not a valid UUID."]}) from None
-        return self.engine.send(widget_uuid, recipient, client_ip=client_ip)
+        return self.engine.send(_uuid("widgetId", widget_id), recipient, client_ip=client_ip)
+
+
+    def check_status_and_complete(self, request_id: uuid.UUID | str, recipient: str) -> bool:
+        """The backend's final, security-critical check.
+
+        ``True`` exactly once, for a confirmed session bound to ``recipient`` (any
+        common notation of the same number); ``False`` before confirmation and after
+        completion. Safe under concurrent calls: the completion is one conditional
+        ``UPDATE``. Raises the contract errors of ``checkStatusAndComplete``
+        (``SessionNotFoundException``, ``PhoneNumberMismatchException``,
+        ``AttemptsExpiredException``, …).
+        """
+        return self.engine.check_status_and_complete(_uuid("requestId", request_id), recipient)
+
+    def confirm(
+        self, request_id: uuid.UUID | str, token: str, number: str | None = None
+    ) -> bool:
+        """Confirm a codeless channel, e.g. from a push provider's webhook.
+
+        ``token`` is the message's ``confirmation_token``; with number matching
+        ``number`` is the one the user picked. Returns ``True``; raises
+        ``InvalidCodeException`` (wrong token, attempts left),
+        ``AttemptsExpiredException`` (wrong number, or the last attempt) and the
+        state errors of ``checkCode``.
+        """
+        return self.engine.confirm(_uuid("requestId", request_id), token, number)
+
+    def confirmation_url(self, message: Message) -> str:
+        """The absolute URL of the confirmation page for a codeless ``message``.
+
+        Put it in the push or text; the page asks the user to pick the number the
+        widget shows and confirms on their click. Needs a request context (senders
+        run in one) or ``SERVER_NAME``.
+        """
+        if message.confirmation_token is None:
+            raise ValueError("only codeless messages have a confirmation link")
+        return url_for(
+            f"{blp.name}.confirm_page",
+            requestId=message.request_id,
+            token=message.confirmation_token,
+            choices=",".join(message.choices) or None,
+            _external=True,
+        )
+
+
+def _uuid(field: str, value: uuid.UUID | str) -> uuid.UUID:
+    try:
+        return value if isinstance(value, uuid.UUID) else uuid.UUID(str(value))
+    except ValueError:
+        raise ValidateError({field: ["Not a valid UUID."]}) from None
 
 
 class _OwnApi(flask_smorest.Api):

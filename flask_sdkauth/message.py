@@ -20,8 +20,14 @@ class Message:
     :ivar label: the channel's human label.
     :ivar code_type: ``"code"`` or ``"codeless"``.
     :ivar code: the one-time code to deliver, or ``None`` on a codeless channel.
-    :ivar text: the rendered text (``SDKAUTH_MESSAGE_TEXT``), ready to send.
+    :ivar text: the rendered text (``SDKAUTH_MESSAGE_TEXT``, or
+        ``SDKAUTH_CODELESS_TEXT`` on a codeless channel), ready to send.
     :ivar expires_at: when the code stops being accepted (aware, UTC).
+    :ivar confirmation_token: on a codeless channel, the secret the host passes to
+        :meth:`SdkAuth.confirm` (or that :meth:`SdkAuth.confirmation_url` puts in a
+        link); ``None`` on code channels.
+    :ivar choices: with number matching, the numbers to offer the user; the right
+        one is shown by the widget (``payload.matchNumber``), never here.
     """
 
     request_id: uuid.UUID
@@ -33,10 +39,12 @@ class Message:
     code: str | None
     text: str
     expires_at: datetime
+    confirmation_token: str | None = None
+    choices: tuple[str, ...] = ()
 
     def __repr__(self) -> str:
-        # Keep the code out of logs and tracebacks that print the message.
+        # Keep the secrets out of logs and tracebacks that print the message.
         return (
             f"Message(request_id={self.request_id!s}, channel={self.channel!r}, "
-            f"recipient={self.recipient!r}, code=***)"
+            f"recipient={self.recipient!r}, code=***, confirmation_token=***)"
         )

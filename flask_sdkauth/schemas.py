@@ -12,7 +12,21 @@ from flask import current_app
 
 from .phones import InvalidPhoneNumber, to_e164
 
-__all__ = ["PhoneNumber", "SendRequestDto", "SendResponseDto", "ErrorDto"]
+__all__ = [
+    "PhoneNumber",
+    "WidgetPath",
+    "RequestPath",
+    "RecipientQuery",
+    "SendRequestDto",
+    "SendResponseDto",
+    "GetWidgetResponseDto",
+    "GetChannelResponseDto",
+    "GetStatusResponseDto",
+    "CheckCodeRequestDto",
+    "ConfirmLinkQuery",
+    "ConfirmForm",
+    "ErrorDto",
+]
 
 
 class PhoneNumber(ma.fields.String):
@@ -36,6 +50,22 @@ class _Dto(ma.Schema):
         unknown = ma.EXCLUDE
 
 
+class WidgetPath(ma.Schema):
+    widgetId = ma.fields.UUID(required=True, metadata={"description": "Widget id"})
+
+
+class RequestPath(ma.Schema):
+    requestId = ma.fields.UUID(required=True, metadata={"description": "Session id"})
+
+
+class RecipientQuery(_Dto):
+    recipient = ma.fields.String(
+        required=True,
+        validate=ma.validate.Length(min=1, max=64),
+        metadata={"description": "The session's phone number, in any common notation"},
+    )
+
+
 class SendRequestDto(_Dto):
     widgetId = ma.fields.UUID(required=True, metadata={"description": "Widget id"})
     recipient = PhoneNumber(
@@ -51,6 +81,77 @@ class SendRequestDto(_Dto):
 
 class SendResponseDto(ma.Schema):
     requestId = ma.fields.UUID(required=True, metadata={"description": "Session id"})
+
+
+class GetWidgetResponseDto(ma.Schema):
+    isBlocked = ma.fields.Boolean(required=True, attribute="is_blocked")
+    isActive = ma.fields.Boolean(required=True, attribute="is_active")
+    name = ma.fields.String(required=True)
+    captchaIsRequired = ma.fields.Boolean(required=True, attribute="captcha_is_required")
+    captchaProvider = ma.fields.String(
+        attribute="captcha_provider",
+        metadata={"enum": ["google", "yandex", "cloudflare"]},
+    )
+
+    @ma.post_dump
+    def _omit_absent_provider(self, data: dict[str, Any], **kwargs: Any) -> dict[str, Any]:
+        # Spec gap 7: the provider is present only when a captcha is configured.
+        if data.get("captchaProvider") is None:
+            data.pop("captchaProvider", None)
+        return data
+
+
+class ChannelCodeSettingsDto(ma.Schema):
+    length = ma.fields.Integer()
+    beautify = ma.fields.Boolean()
+
+
+class ChannelSettingsDto(ma.Schema):
+    code = ma.fields.Nested(ChannelCodeSettingsDto)
+    lifetime = ma.fields.Integer(required=True, metadata={"description": "Seconds"})
+    numberOfTries = ma.fields.Integer(required=True)
+    numberOfRestart = ma.fields.Integer()
+    restartCooldown = ma.fields.Integer(metadata={"description": "Seconds"})
+
+
+class GetChannelResponseDto(ma.Schema):
+    type = ma.fields.String(required=True)
+    status = ma.fields.String(
+        required=True, metadata={"enum": ["wait", "sent", "confirmed", "error", "closed"]}
+    )
+    label = ma.fields.String(required=True)
+    codeType = ma.fields.String(
+        required=True, attribute="code_type", metadata={"enum": ["code", "codeless"]}
+    )
+    payload = ma.fields.Dict(
+        metadata={"description": "Channel data, e.g. matchNumber on codeless channels"}
+    )
+    settings = ma.fields.Nested(ChannelSettingsDto, required=True)
+    remainingCodeAttempts = ma.fields.Integer(
+        required=True, attribute="remaining_code_attempts"
+    )
+
+
+class GetStatusResponseDto(ma.Schema):
+    success = ma.fields.Boolean(required=True)
+
+
+class CheckCodeRequestDto(_Dto):
+    code = ma.fields.String(required=True, validate=ma.validate.Length(min=1, max=32))
+
+
+class ConfirmLinkQuery(_Dto):
+    """The codeless confirmation link: its token and the numbers to offer."""
+
+    token = ma.fields.String(required=True, validate=ma.validate.Length(min=1, max=128))
+    choices = ma.fields.String(load_default="", validate=ma.validate.Length(max=32))
+
+
+class ConfirmForm(_Dto):
+    """The codeless confirmation page's form."""
+
+    token = ma.fields.String(required=True, validate=ma.validate.Length(min=1, max=128))
+    number = ma.fields.String(load_default=None, validate=ma.validate.Length(max=8))
 
 
 class ErrorDto(ma.Schema):

@@ -8,7 +8,14 @@ from __future__ import annotations
 
 from blinker import Namespace
 
-__all__ = ["session_created", "message_sent"]
+__all__ = [
+    "session_created",
+    "message_sent",
+    "channel_changed",
+    "resend_channel",
+    "success_confirmation",
+    "auth_error",
+]
 
 _signals = Namespace()
 
@@ -16,3 +23,12 @@ _signals = Namespace()
 session_created = _signals.signal("session-created")
 #: A channel sender accepted a message. Kwargs: ``request_id``, ``channel``.
 message_sent = _signals.signal("message-sent")
+#: An operation raised ``ChannelChangedException``. Kwargs: ``request_id``, ``error``.
+channel_changed = _signals.signal("channel-changed")
+#: An operation raised ``ResendChannelException``. Kwargs: ``request_id``, ``error``.
+resend_channel = _signals.signal("resend-channel")
+#: The session was confirmed (sent once per session). Kwargs: ``request_id``.
+success_confirmation = _signals.signal("success-confirmation")
+#: An operation on a session raised any contract error, including the two above.
+#: Kwargs: ``request_id``, ``error``.
+auth_error = _signals.signal("error")

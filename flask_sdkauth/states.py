@@ -10,7 +10,7 @@ from __future__ import annotations
 import enum
 from dataclasses import dataclass
 
-__all__ = ["State", "Event", "Transition", "TRANSITIONS", "CHANNEL_STATUS"]
+__all__ = ["State", "Event", "Transition", "TRANSITIONS", "OPEN_STATES", "CHANNEL_STATUS"]
 
 
 class State(str, enum.Enum):
@@ -31,6 +31,13 @@ class Event(str, enum.Enum):
 
     CHANNEL_SENT = "channel_sent"
     CHANNELS_EXHAUSTED = "channels_exhausted"
+    CODE_EXPIRED = "code_expired"
+    RESTARTED = "restarted"
+    WRONG_ATTEMPT = "wrong_attempt"
+    ATTEMPTS_EXHAUSTED = "attempts_exhausted"
+    CONFIRMED = "confirmed"
+    COMPLETED = "completed"
+    SESSION_EXPIRED = "session_expired"
 
 
 @dataclass(frozen=True)
@@ -39,9 +46,31 @@ class Transition:
     target: State
 
 
+def _from(*states: State) -> frozenset[State]:
+    return frozenset(states)
+
+
+#: States a session can still leave on its own or through the client.
+OPEN_STATES = _from(State.PENDING, State.SENT, State.CHANNEL_FAILED, State.CONFIRMED)
+
 TRANSITIONS: dict[Event, Transition] = {
-    Event.CHANNEL_SENT: Transition(frozenset({State.PENDING}), State.SENT),
-    Event.CHANNELS_EXHAUSTED: Transition(frozenset({State.PENDING}), State.NO_CHANNELS),
+    # A channel accepted the message, or none of the widget's channels did.
+    Event.CHANNEL_SENT: Transition(_from(State.PENDING), State.SENT),
+    Event.CHANNELS_EXHAUSTED: Transition(_from(State.PENDING), State.NO_CHANNELS),
+    # The code's lifetime ran out: the client must call resend.
+    Event.CODE_EXPIRED: Transition(_from(State.SENT), State.CHANNEL_FAILED),
+    # resend: relaunch the channel (or the next one).
+    Event.RESTARTED: Transition(
+        _from(State.PENDING, State.SENT, State.CHANNEL_FAILED), State.PENDING
+    ),
+    # A wrong code that leaves attempts, and the one that uses up the last.
+    Event.WRONG_ATTEMPT: Transition(_from(State.SENT), State.SENT),
+    Event.ATTEMPTS_EXHAUSTED: Transition(_from(State.SENT), State.ATTEMPTS_EXPIRED),
+    # The right code (or a codeless confirmation), then the backend's completion.
+    Event.CONFIRMED: Transition(_from(State.SENT), State.CONFIRMED),
+    Event.COMPLETED: Transition(_from(State.CONFIRMED), State.COMPLETED),
+    # The session lifetime ran out before completion.
+    Event.SESSION_EXPIRED: Transition(OPEN_STATES, State.CLOSED),
 }
 
 #: The channel ``status`` a client sees in each state (``EOtpHandlerChannelStatus``).

@@ -31,8 +31,11 @@ class SessionRecord:
     state: State
     channel_index: int | None
     channel: dict[str, Any] | None
+    payload: dict[str, Any]
     generation: int
+    seen_generation: int
     restarts: int
+    launched_at: datetime | None
     code_hash: str | None
     code_expires_at: datetime | None
     remaining_attempts: int
@@ -40,6 +43,9 @@ class SessionRecord:
     client_ip: str | None
     created_at: datetime
     updated_at: datetime
+    expires_at: datetime
+    confirmed_at: datetime | None = None
+    completed_at: datetime | None = None
 
     @property
     def status(self) -> str:
@@ -71,27 +77,61 @@ class SessionStore:
         return None if row is None else SessionRecord.from_row(row)
 
     def apply(
-        self, request_id: uuid.UUID, event: Event, **values: Any
+        self,
+        request_id: uuid.UUID,
+        event: Event,
+        *,
+        at_generation: int | None = None,
+        where: Sequence[sa.ColumnElement[bool]] = (),
+        **values: Any,
     ) -> SessionRecord | None:
         """Take ``event``'s transition and write ``values`` in one statement.
 
-        Returns the updated session, or ``None`` when the session was not in one of
-        the transition's source states (someone else moved it first).
+        ``at_generation`` (and any ``where`` conditions) narrow it to the channel
+        launch the caller saw. Returns the updated session, or ``None`` when the
+        session was not in a source state or has moved on (someone else was first).
         """
         transition = TRANSITIONS[event]
         table = self._table
+        conditions = [
+            table.c.id == request_id,
+            table.c.state.in_([state.value for state in transition.sources]),
+            *where,
+        ]
+        if at_generation is not None:
+            conditions.append(table.c.generation == at_generation)
         statement = (
             sa.update(table)
-            .where(
-                table.c.id == request_id,
-                table.c.state.in_([state.value for state in transition.sources]),
-            )
+            .where(*conditions)
             .values(state=transition.target.value, **values)
             .returning(*table.c)
         )
         with self._db.engine.begin() as connection:
             row = connection.execute(statement).first()
         return None if row is None else SessionRecord.from_row(row)
+
+
+    def mark_seen(self, request_id: uuid.UUID, generation: int) -> None:
+        """Record that the client has been shown the channel of ``generation``."""
+        table = self._table
+        statement = (
+            sa.update(table)
+            .where(table.c.id == request_id, table.c.seen_generation < generation)
+            .values(seen_generation=generation)
+        )
+        with self._db.engine.begin() as connection:
+            connection.execute(statement)
+
+    def delete_created_before(self, cutoff: datetime) -> int:
+        """Delete sessions created before ``cutoff``; return how many."""
+        statement = sa.delete(self._table).where(self._table.c.created_at < cutoff)
+        with self._db.engine.begin() as connection:
+            return connection.execute(statement).rowcount
+
+    @property
+    def columns(self) -> sa.ColumnCollection[str, sa.Column[Any]]:
+        """The table's columns, for conditions and expressions in :meth:`apply`."""
+        return self._table.c
 
 
 class WidgetStore:

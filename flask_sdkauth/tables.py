@@ -66,9 +66,15 @@ def define_tables(metadata: sa.MetaData) -> Tables:
         # The current channel: its position in the widget, then Channel.to_dict().
         sa.Column("channel_index", sa.Integer, nullable=True),
         sa.Column("channel", sa.JSON, nullable=True),
-        # Goes up on every launch of a channel (spec §7.5).
+        # What getChannel shows besides the channel, e.g. the number to match.
+        sa.Column("payload", sa.JSON, nullable=False),
+        # Goes up on every launch of a channel (spec §7.5); the client has seen
+        # the channel of seen_generation through getChannel.
         sa.Column("generation", sa.Integer, nullable=False, default=0),
+        sa.Column("seen_generation", sa.Integer, nullable=False, default=0),
         sa.Column("restarts", sa.Integer, nullable=False, default=0),
+        sa.Column("launched_at", UTCDateTime, nullable=True),
+        # Keyed hash of the code (or of a codeless channel's confirmation token).
         sa.Column("code_hash", sa.String(64), nullable=True),
         sa.Column("code_expires_at", UTCDateTime, nullable=True),
         sa.Column("remaining_attempts", sa.Integer, nullable=False, default=0),
@@ -77,5 +83,8 @@ def define_tables(metadata: sa.MetaData) -> Tables:
         sa.Column("client_ip", sa.String(45), nullable=True),
         sa.Column("created_at", UTCDateTime, nullable=False, index=True),
         sa.Column("updated_at", UTCDateTime, nullable=False),
+        sa.Column("expires_at", UTCDateTime, nullable=False),
+        sa.Column("confirmed_at", UTCDateTime, nullable=True),
+        sa.Column("completed_at", UTCDateTime, nullable=True),
     )
     return Tables(widget=widget, session=session)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import uuid
 from typing import Any
 
 from flask import current_app, request
@@ -10,17 +11,38 @@ from werkzeug.exceptions import InternalServerError
 
 from .auth import require_widget, token_required
 from .blueprint import SdkAuthBlueprint
+from .confirm_page import register_confirm_page
 from .engine import Engine
 from .errors import (
+    AttemptsExpiredException,
+    ChannelChangedException,
     ForbiddenException,
     InternalServerErrorException,
+    InvalidCodeException,
+    IsCodelessChannelException,
     NoAvailableChannelsException,
+    PhoneNumberMismatchException,
+    ResendChannelException,
+    RestartCooldownActiveException,
+    SessionAlreadyConfirmedException,
+    SessionClosedException,
+    SessionNotFoundException,
     ValidateError,
     WidgetIsBlockedException,
     WidgetNotFoundException,
     error_response,
 )
-from .schemas import SendRequestDto, SendResponseDto
+from .schemas import (
+    CheckCodeRequestDto,
+    GetChannelResponseDto,
+    GetStatusResponseDto,
+    GetWidgetResponseDto,
+    RecipientQuery,
+    RequestPath,
+    SendRequestDto,
+    SendResponseDto,
+    WidgetPath,
+)
 
 __all__ = ["blp"]
 
@@ -31,6 +53,9 @@ blp = SdkAuthBlueprint(
     __name__,
     description="Phone authentication sessions for the SDK widget.",
 )
+
+
+register_confirm_page(blp)
 
 
 def _engine() -> Engine:
@@ -65,3 +90,111 @@ def send(body: dict[str, Any]) -> dict[str, Any]:
     require_widget(body["widgetId"])
     request_id = _engine().send(body["widgetId"], body["recipient"], client_ip=_client_ip())
     return {"requestId": request_id}
+
+
+@blp.route("/widget/<widgetId>", methods=["GET"])
+@token_required
+@blp.operation("getWidget", ValidateError, ForbiddenException, WidgetNotFoundException)
+@blp.arguments(WidgetPath, location="path", as_kwargs=True)
+@blp.response(200, GetWidgetResponseDto)
+def get_widget(widgetId: uuid.UUID) -> Any:
+    """Return the widget's configuration and whether a captcha is required."""
+    require_widget(widgetId)
+    return _engine().widget_info(widgetId)
+
+
+# Errors every stateful session operation can answer (spec §7.3).
+_SESSION_ERRORS = (
+    ValidateError,
+    ForbiddenException,
+    SessionNotFoundException,
+    ResendChannelException,
+    AttemptsExpiredException,
+    NoAvailableChannelsException,
+)
+
+
+@blp.route("/<requestId>/channel", methods=["GET"])
+@token_required
+@blp.operation("getChannel", *_SESSION_ERRORS, SessionClosedException)
+@blp.arguments(RequestPath, location="path", as_kwargs=True)
+@blp.response(200, GetChannelResponseDto)
+def get_channel(requestId: uuid.UUID) -> Any:
+    """Return the session's current channel."""
+    return _engine().get_channel(requestId, authorize=require_widget)
+
+
+@blp.route("/<requestId>/status", methods=["GET"])
+@token_required
+@blp.operation(
+    "getStatus",
+    *_SESSION_ERRORS,
+    SessionClosedException,
+    ChannelChangedException,
+    PhoneNumberMismatchException,
+)
+@blp.arguments(RequestPath, location="path", as_kwargs=True)
+@blp.arguments(RecipientQuery, location="query", as_kwargs=True)
+@blp.response(200, GetStatusResponseDto)
+def get_status(requestId: uuid.UUID, recipient: str) -> Any:
+    """Return whether the session is confirmed."""
+    success = _engine().get_status(requestId, recipient, authorize=require_widget)
+    return {"success": success}
+
+
+@blp.route("/<requestId>/checkCode", methods=["POST"])
+@token_required
+@blp.operation(
+    "checkCode",
+    *_SESSION_ERRORS,
+    SessionClosedException,
+    InvalidCodeException,
+    IsCodelessChannelException,
+    SessionAlreadyConfirmedException,
+)
+@blp.arguments(RequestPath, location="path", as_kwargs=True)
+@blp.arguments(CheckCodeRequestDto, as_kwargs=True)
+@blp.response(201, GetStatusResponseDto)
+def check_code(requestId: uuid.UUID, code: str) -> Any:
+    """Check the code the user typed."""
+    return {"success": _engine().check_code(requestId, code, authorize=require_widget)}
+
+
+@blp.route("/<requestId>/checkStatusAndComplete", methods=["POST"])
+@token_required
+@blp.operation("checkStatusAndComplete", *_SESSION_ERRORS, PhoneNumberMismatchException)
+@blp.arguments(RequestPath, location="path", as_kwargs=True)
+@blp.arguments(RecipientQuery, location="query", as_kwargs=True)
+@blp.response(201, GetStatusResponseDto)
+def check_status_and_complete(requestId: uuid.UUID, recipient: str) -> Any:
+    """Check the status and complete the session: true exactly once."""
+    success = _engine().check_status_and_complete(
+        requestId, recipient, authorize=require_widget
+    )
+    return {"success": success}
+
+
+@blp.route("/<requestId>/complete", methods=["POST"])
+@token_required
+@blp.operation("complete", ValidateError, ForbiddenException, SessionNotFoundException)
+@blp.arguments(RequestPath, location="path", as_kwargs=True)
+@blp.response(201, GetStatusResponseDto)
+def complete(requestId: uuid.UUID) -> Any:
+    """Complete a confirmed session: true exactly once."""
+    return {"success": _engine().complete(requestId, authorize=require_widget)}
+
+
+@blp.route("/<requestId>/resend", methods=["POST"])
+@token_required
+@blp.operation(
+    "resend",
+    *_SESSION_ERRORS,
+    SessionClosedException,
+    RestartCooldownActiveException,
+    SessionAlreadyConfirmedException,
+)
+@blp.arguments(RequestPath, location="path", as_kwargs=True)
+@blp.response(201, GetStatusResponseDto)
+def resend(requestId: uuid.UUID) -> Any:
+    """Restart the current channel, or start the next one."""
+    return {"success": _engine().resend(requestId, authorize=require_widget)}

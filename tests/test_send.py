@@ -76,14 +76,19 @@ def test_flashcall_codes_default_to_four_digits(app, sdkauth, client, outbox):
     assert len(outbox.last.code) == 4
 
 
-def test_codeless_channel_gets_no_code(app, sdkauth, client, outbox):
+def test_codeless_channel_gets_a_confirmation_token_instead_of_a_code(app, sdkauth, client, outbox):
     sdkauth.add_channel_sender("sim_push", outbox)
     with app.app_context():
         widget = sdkauth.create_widget("Push", [Channel("sim_push")])
     response = _send(client, widget, bearer(app, sdkauth, widget.id))
     assert response.status_code == 201
-    assert outbox.last.code is None and outbox.last.code_type == "codeless"
-    assert _session(app, sdkauth, response.json["requestId"]).code_hash is None
+    message = outbox.last
+    assert message.code is None and message.code_type == "codeless"
+    assert len(message.confirmation_token) >= 40
+    session = _session(app, sdkauth, response.json["requestId"])
+    assert session.code_hash and message.confirmation_token not in session.code_hash
+    # Number matching: the widget shows one of the numbers the message offers.
+    assert session.payload["matchNumber"] in message.choices and len(message.choices) == 3
 
 
 def test_failing_sender_falls_back_to_the_next_channel(

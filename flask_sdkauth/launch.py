@@ -1,0 +1,168 @@
+"""Channel launches: pick the widget's channels by priority and hand one a message."""
+
+from __future__ import annotations
+
+import logging
+import secrets
+from datetime import datetime, timedelta
+from typing import Any
+
+from flask import current_app
+
+from . import signals
+from .codes import generate_code, hash_code
+from .config import Settings
+from .dispatcher import LaunchJob
+from .clock import Clock
+from .hooks import Hooks
+from .message import Message
+from .states import Event
+from .store import SessionRecord, SessionStore
+from .widgets import Channel, Widget
+
+__all__ = ["Launcher"]
+
+logger = logging.getLogger("flask_sdkauth")
+
+_REASON_LIMIT = 500
+_MATCH_CHOICES = 3
+
+
+class Launcher:
+    """Runs launch jobs: the part of the engine that talks to channel senders."""
+
+    def __init__(
+        self, *, settings: Settings, sessions: SessionStore, hooks: Hooks, clock: Clock
+    ) -> None:
+        self.settings = settings
+        self.sessions = sessions
+        self.hooks = hooks
+        self.clock = clock
+
+    def launch(
+        self, job: LaunchJob, *, widget: Widget | None, session: SessionRecord
+    ) -> SessionRecord | None:
+        """Try the widget's channels by priority from ``job.channel_index``.
+
+        A channel without a registered sender is skipped; a sender that raises
+        counts as a failed channel and the next one is tried. The first channel
+        that accepts the message moves the session to SENT; none moves it to
+        NO_CHANNELS. Either way the history records every channel tried.
+
+        :returns: the session as written, or ``None`` if it had meanwhile left
+            PENDING (closed, or relaunched by someone else).
+        """
+        channels = widget.channels if widget is not None else ()
+        generation = session.generation + 1
+        history = list(session.history)
+        for index in range(job.channel_index, len(channels)):
+            channel = channels[index]
+            now = self.clock()
+            sender = self.hooks.channel_senders.get(channel.type)
+            if sender is None:
+                history.append(_attempt(index, channel, now, "skipped", "no sender"))
+                continue
+            assert widget is not None
+            secret, message, payload = self._message(session, widget, channel, now)
+            try:
+                sender(message)
+            except Exception as exc:  # a sender's failure is data, not a crash
+                reason = f"{type(exc).__name__}: {exc}"[:_REASON_LIMIT]
+                logger.warning(
+                    "sdkauth: channel %s failed for session %s: %s",
+                    channel.type,
+                    session.id,
+                    reason,
+                )
+                history.append(_attempt(index, channel, now, "failed", reason))
+                continue
+            history.append(_attempt(index, channel, now, "sent", None))
+            updated = self.sessions.apply(
+                session.id,
+                Event.CHANNEL_SENT,
+                at_generation=session.generation,
+                channel_index=index,
+                channel=channel.to_dict(),
+                payload=payload,
+                generation=generation,
+                restarts=job.restarts if index == job.channel_index else 0,
+                launched_at=now,
+                code_hash=hash_code(self.settings.code_secret, session.id, generation, secret),
+                code_expires_at=message.expires_at,
+                remaining_attempts=channel.settings.number_of_tries,
+                history=history,
+                updated_at=self.clock(),
+            )
+            if updated is not None:
+                signals.message_sent.send(
+                    current_app._get_current_object(),  # type: ignore[attr-defined]
+                    request_id=session.id,
+                    channel=channel.type,
+                )
+            return updated
+
+        logger.warning(
+            "sdkauth: no channel could deliver for session %s (%d tried)",
+            session.id,
+            len(history) - len(session.history),
+        )
+        return self.sessions.apply(
+            session.id,
+            Event.CHANNELS_EXHAUSTED,
+            at_generation=session.generation,
+            history=history,
+            code_hash=None,
+            updated_at=self.clock(),
+        )
+
+    def _message(
+        self, session: SessionRecord, widget: Widget, channel: Channel, now: datetime
+    ) -> tuple[str, Message, dict[str, Any]]:
+        """The secret to hash, the message for the sender, and the widget's payload."""
+        settings = channel.settings
+        lifetime = settings.lifetime
+        fields: dict[str, Any] = {}
+        payload: dict[str, Any] = {}
+        if channel.code_type == "code":
+            secret = generate_code(settings.code_length, beautify=settings.beautify)
+            fields["code"] = secret
+            template = self.settings.message_text
+        else:
+            secret = secrets.token_urlsafe(32)
+            fields["code"] = None
+            fields["confirmation_token"] = secret
+            template = self.settings.codeless_text
+            if self.settings.number_matching:
+                choices = _two_digit_numbers(_MATCH_CHOICES)
+                payload["matchNumber"] = secrets.choice(choices)
+                fields["choices"] = tuple(choices)
+        message = Message(
+            request_id=session.id,
+            widget_id=widget.id,
+            recipient=session.recipient,
+            channel=channel.type,
+            label=channel.label,
+            code_type=channel.code_type,
+            text=template.format(
+                code=fields["code"] or "", widget=widget.name, minutes=max(1, lifetime // 60)
+            ),
+            expires_at=now + timedelta(seconds=lifetime),
+            **fields,
+        )
+        return secret, message, payload
+
+
+def _two_digit_numbers(count: int) -> list[str]:
+    return [str(number) for number in secrets.SystemRandom().sample(range(10, 100), count)]
+
+
+def _attempt(
+    index: int, channel: Channel, at: datetime, outcome: str, reason: str | None
+) -> dict[str, Any]:
+    return {
+        "index": index,
+        "channel": channel.type,
+        "outcome": outcome,
+        "reason": reason,
+        "at": at.isoformat(),
+    }
