@@ -15,7 +15,7 @@ import os
 import secrets
 from pathlib import Path
 
-from flask import Flask, url_for
+from flask import Flask, request, url_for
 from flask_jwt_extended import JWTManager
 from flask_smorest import Api
 from flask_sqlalchemy import SQLAlchemy
@@ -33,13 +33,16 @@ DEMO_WIDGET_NAME = "Demo widget"
 
 
 def log_message(message: Message) -> None:
-    """Development sender: writes the code to the log instead of sending it."""
+    """Development sender: writes the code (or the confirmation link) to the log."""
+    text = message.text
+    if message.confirmation_token is not None:
+        text += f" — open {sdkauth.confirmation_url(message)}"
     logger.warning(
         "[dev sender] %s to %s (session %s): %s",
         message.channel,
         message.recipient,
         message.request_id,
-        message.text,
+        text,
     )
 
 
@@ -80,11 +83,21 @@ def create_app(config: dict | None = None, instance_path: str | None = None) -> 
         widget.id,
     )
 
+    @app.post("/formSubmit")
+    def form_submit() -> tuple[dict, int]:
+        """The host's own final step: trust only the server-side check."""
+        data = request.get_json(silent=True) or {}
+        signed_in = sdkauth.check_status_and_complete(
+            str(data.get("requestId", "")), str(data.get("recipient", ""))
+        )
+        return {"signedIn": signed_in}, 200 if signed_in else 400
+
     @app.get("/")
     def home() -> dict:
         return {
             "demoWidgetId": str(widget.id),
             "send": "POST / with {widgetId, recipient} and Authorization: Bearer <token>",
+            "formSubmit": "POST /formSubmit with {requestId, recipient} once confirmed",
             "token": f"flask --app example_app sdkauth token {widget.id}",
             "openapi": url_for("api-docs.openapi_json"),
             "swaggerUi": url_for("api-docs.openapi_swagger_ui"),

@@ -7,6 +7,9 @@ import uuid
 import jwt
 import sqlalchemy as sa
 
+from .conftest import bearer
+from .flow import WidgetClient
+
 
 def _run(app, *args):
     result = app.test_cli_runner().invoke(args=["sdkauth", *args])
@@ -79,3 +82,31 @@ def test_create_tables(make_app):
     with app.app_context():
         names = set(sa.inspect(sdkauth.db.engine).get_table_names())
     assert {"sdkauth_widget", "sdkauth_session"} <= names
+
+
+def test_purge_deletes_sessions_past_retention(app, sdkauth, widget, clock):
+    with app.app_context():
+        old = sdkauth.send(widget.id, "+79991234567")
+        clock.advance(3600)
+        recent = sdkauth.send(widget.id, "+79991234567")
+    clock.advance(7 * 24 * 3600 - 1800)
+
+    result = _run(app, "purge")
+    assert result.exit_code == 0, result.output
+    assert result.output.strip() == "Deleted 1 session(s)."
+    with app.app_context():
+        assert sdkauth.engine.sessions.get(old) is None
+        assert sdkauth.engine.sessions.get(recent) is not None
+
+    assert _run(app, "purge", "--older-than", "0").output.strip() == "Deleted 1 session(s)."
+    with app.app_context():
+        assert sdkauth.engine.sessions.get(recent) is None
+
+
+def test_purged_session_is_not_found(app, sdkauth, widget, clock):
+    with app.app_context():
+        request_id = sdkauth.send(widget.id, "+79991234567")
+    clock.advance(1)
+    assert _run(app, "purge", "--older-than", "0").output.strip() == "Deleted 1 session(s)."
+    api = WidgetClient(app.test_client(), bearer(app, sdkauth, widget.id))
+    assert api.channel(request_id).json["type"] == "SessionNotFoundException"

@@ -52,3 +52,28 @@ def test_database_url_overrides_sqlite(tmp_path, monkeypatch):
     monkeypatch.setenv("DATABASE_URL", f"sqlite:///{tmp_path / 'other.db'}")
     create_app(instance_path=str(tmp_path))
     assert (tmp_path / "other.db").exists()
+
+
+def test_whole_flow_with_curl_like_calls(example, caplog):
+    client = example.test_client()
+    widget_id = client.get("/").json["demoWidgetId"]
+    token = example.test_cli_runner().invoke(args=["sdkauth", "token", widget_id]).output.split()[-1]
+    headers = {"Authorization": f"Bearer {token}"}
+    with caplog.at_level(logging.WARNING, logger="example_app"):
+        request_id = client.post(
+            "/", json={"widgetId": widget_id, "recipient": "+79991234567"}, headers=headers
+        ).json["requestId"]
+    code = re.search(rf"session {request_id}\): Код подтверждения: (\d{{6}})", caplog.text).group(1)
+    assert client.get(f"/{request_id}/channel", headers=headers).json["status"] == "sent"
+    submit = {"requestId": request_id, "recipient": "+79991234567"}
+    assert client.post("/formSubmit", json=submit).status_code == 400
+    assert client.post(f"/{request_id}/checkCode", json={"code": code}, headers=headers).json == {"success": True}
+    assert client.post("/formSubmit", json=submit).json == {"signedIn": True}
+    second = client.post("/formSubmit", json=submit)
+    assert (second.status_code, second.json) == (400, {"signedIn": False})
+
+
+def test_form_submit_errors_use_the_contract_body(example):
+    response = example.test_client().post("/formSubmit", json={"requestId": "x", "recipient": "1"})
+    assert response.status_code == 400
+    assert response.json["type"] == "ValidateError"

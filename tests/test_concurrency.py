@@ -1,0 +1,85 @@
+"""Completion and confirmation succeed exactly once under concurrent callers."""
+
+from __future__ import annotations
+
+import threading
+import uuid
+from concurrent.futures import ThreadPoolExecutor
+
+import pytest
+
+from flask_sdkauth import Channel, SdkAuthError
+from flask_sdkauth.signals import success_confirmation
+
+from .conftest import bearer
+from .flow import RECIPIENT, WidgetClient, started
+
+CALLERS = 24
+
+
+@pytest.fixture
+def shared_app(make_app, database_uri, tmp_path):
+    """An app whose database really is shared between threads (a file for SQLite)."""
+    config = {}
+    if database_uri.startswith("sqlite"):
+        config["SQLALCHEMY_DATABASE_URI"] = f"sqlite:///{tmp_path / 'race.db'}"
+    return make_app(config)
+
+
+def _race(app, call):
+    barrier = threading.Barrier(CALLERS)
+
+    def one(_):
+        with app.app_context():
+            barrier.wait()
+            try:
+                return call()
+            except SdkAuthError as error:
+                return error.type
+
+    with ThreadPoolExecutor(max_workers=CALLERS) as pool:
+        return list(pool.map(one, range(CALLERS)))
+
+
+def _started_session(app, sdkauth, outbox):
+    with app.app_context():
+        widget = sdkauth.create_widget("W", [Channel("sms")])
+    api = WidgetClient(app.test_client(), bearer(app, sdkauth, widget.id))
+    request_id = started(api, widget.id)
+    return api, request_id
+
+
+def test_check_status_and_complete_is_true_exactly_once(shared_app, outbox):
+    app, sdkauth = shared_app
+    api, request_id = _started_session(app, sdkauth, outbox)
+    assert api.check_code(request_id, outbox.last.code).json == {"success": True}
+
+    results = _race(app, lambda: sdkauth.check_status_and_complete(request_id, RECIPIENT))
+
+    assert results.count(True) == 1
+    assert results.count(False) == CALLERS - 1
+
+
+def test_the_right_code_confirms_exactly_once(shared_app, outbox):
+    app, sdkauth = shared_app
+    api, request_id = _started_session(app, sdkauth, outbox)
+    code = outbox.last.code
+
+    confirmations = []
+    with success_confirmation.connected_to(lambda sender, **kw: confirmations.append(kw), app):
+        results = _race(app, lambda: sdkauth.engine.check_code(uuid.UUID(request_id), code))
+
+    assert results.count(True) == 1
+    assert set(results) - {True} <= {"SessionAlreadyConfirmedException", "InvalidCodeException"}
+    assert len(confirmations) == 1
+
+
+def test_concurrent_wrong_codes_never_grant_extra_attempts(shared_app, outbox):
+    app, sdkauth = shared_app
+    api, request_id = _started_session(app, sdkauth, outbox)
+    wrong = str((int(outbox.last.code) + 1) % 10**6).zfill(6)
+    results = _race(app, lambda: sdkauth.engine.check_code(uuid.UUID(request_id), wrong))
+
+    assert results.count("InvalidCodeException") == 2  # numberOfTries 3: two wrong, then over
+    assert results.count("AttemptsExpiredException") == CALLERS - 2
+    assert api.check_code(request_id, outbox.last.code).json["type"] == "AttemptsExpiredException"
