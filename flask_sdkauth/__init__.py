@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from . import signals
 from .dispatcher import Dispatcher, InlineDispatcher, LaunchJob
-from .errors import *  # noqa: F403  (the exception classes, listed in errors.__all__)
+from .errors import *
 from .errors import __all__ as _error_names
 from .extension import SdkAuth
 from .message import Message

@@ -12,7 +12,7 @@ from __future__ import annotations
 import functools
 import uuid
 from collections.abc import Callable, Iterable
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from typing import Any, TypeVar, cast
 
 import jwt
@@ -21,7 +21,7 @@ from flask_jwt_extended.config import config as jwt_config
 
 from .errors import ForbiddenException, UnauthorizedException
 
-__all__ = ["SCOPE_CLAIM", "encode_token", "token_required", "require_widget"]
+__all__ = ["SCOPE_CLAIM", "encode_token", "require_widget", "token_required"]
 
 #: The private claim holding ``{"widgets": [<uuid>, …]}``.
 SCOPE_CLAIM = "sdkauth"
@@ -39,7 +39,7 @@ def encode_token(
         raise ValueError("a widget token needs at least one widget id")
     if expires_in <= timedelta(0):
         raise ValueError("expires_in must be positive")
-    now = datetime.now(timezone.utc)
+    now = datetime.now(UTC)
     claims: dict[str, Any] = {
         "type": _TOKEN_TYPE,
         "jti": str(uuid.uuid4()),

@@ -20,7 +20,7 @@ from .errors import (
 )
 from .schemas import ErrorDto
 
-__all__ = ["SdkAuthBlueprint", "SECURITY_SCHEME"]
+__all__ = ["SECURITY_SCHEME", "SdkAuthBlueprint"]
 
 #: Name of the bearer security scheme in the OpenAPI document.
 SECURITY_SCHEME = "sdkauthBearer"
@@ -77,10 +77,11 @@ class SdkAuthBlueprint(flask_smorest.Blueprint):
 
         def decorator(view: F) -> F:
             view = self.doc(operationId=operation_id, security=[{SECURITY_SCHEME: []}])(view)
-            always = {UnauthorizedException, InternalServerErrorException}
-            documented = sorted(
-                {*errors, *always}, key=lambda error: (error.http_status, error.type)
-            )
+            always: set[type[SdkAuthError]] = {
+                UnauthorizedException,
+                InternalServerErrorException,
+            }
+            documented = sorted({*errors, *always}, key=_by_status_and_type)
             for status, group in groupby(documented, key=_by_status):
                 types = ", ".join(error.type for error in group)
                 view = self.alt_response(status, schema=ErrorDto, description=types)(view)
@@ -91,3 +92,7 @@ class SdkAuthBlueprint(flask_smorest.Blueprint):
 
 def _by_status(error: type[SdkAuthError]) -> int:
     return error.http_status
+
+
+def _by_status_and_type(error: type[SdkAuthError]) -> tuple[int, str]:
+    return error.http_status, error.type

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import uuid
 from datetime import timedelta
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 import click
 from flask import current_app
@@ -24,10 +24,10 @@ sdkauth_cli.add_command(widget_cli)
 
 
 def _extension() -> SdkAuth:
-    return current_app.extensions["sdkauth"]
+    return cast("SdkAuth", current_app.extensions["sdkauth"])
 
 
-class _ChannelParam(click.ParamType):
+class _ChannelParam(click.ParamType):  # type: ignore[type-arg]
     """``TYPE`` or ``TYPE:{json settings}``, e.g. ``sms:{"lifetime": 120}``."""
 
     name = "channel"

@@ -6,8 +6,9 @@ import hashlib
 import hmac
 import secrets
 import uuid
+from itertools import pairwise
 
-__all__ = ["generate_code", "hash_code", "code_matches"]
+__all__ = ["code_matches", "generate_code", "hash_code"]
 
 _MAX_RUN = 2
 
@@ -44,7 +45,7 @@ def code_matches(
 
 def _longest_run(code: str) -> int:
     longest = run = 1
-    for previous, current in zip(code, code[1:]):
+    for previous, current in pairwise(code):
         run = run + 1 if current == previous else 1
         longest = max(longest, run)
     return longest

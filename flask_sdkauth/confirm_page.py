@@ -44,6 +44,17 @@ _PAGE = """<!doctype html>
 """
 
 
+# The page carries a live token: keep it out of caches and Referer headers.
+_HEADERS = {"Cache-Control": "no-store", "Referrer-Policy": "no-referrer"}
+
+
+def _page(title: str, *, token: str | None = None, choices: list[str] | None = None,
+          message: str | None = None) -> str:
+    return render_template_string(
+        _PAGE, title=title, token=token, choices=choices or [], message=message
+    )
+
+
 def register_confirm_page(blp: SdkAuthBlueprint) -> None:
     @blp.route("/<requestId>/confirm", methods=["GET"])
     @blp.arguments(RequestPath, location="path", as_kwargs=True)
@@ -52,9 +63,7 @@ def register_confirm_page(blp: SdkAuthBlueprint) -> None:
     def confirm_page(requestId: uuid.UUID, token: str, choices: str) -> Any:
         """Show the codeless confirmation page (it confirms nothing by itself)."""
         offered = [choice for choice in choices.split(",") if choice]
-        return render_template_string(
-            _PAGE, title="Подтверждение входа", token=token, choices=offered, message=None
-        )
+        return _page("Подтверждение входа", token=token, choices=offered), 200, _HEADERS
 
     @blp.route("/<requestId>/confirm", methods=["POST"])
     @blp.arguments(RequestPath, location="path", as_kwargs=True)
@@ -66,11 +75,6 @@ def register_confirm_page(blp: SdkAuthBlueprint) -> None:
         try:
             engine.confirm(requestId, token, number)
         except SdkAuthError as error:
-            page = render_template_string(
-                _PAGE, title="Вход не подтверждён", token=None, choices=(), message=error.message
-            )
-            return page, error.http_status
-        return render_template_string(
-            _PAGE, title="Вход подтверждён", token=None, choices=(),
-            message="Можно вернуться на страницу входа.",
-        )
+            return _page("Вход не подтверждён", message=error.message), error.http_status, _HEADERS
+        page = _page("Вход подтверждён", message="Можно вернуться на страницу входа.")
+        return page, 200, _HEADERS

@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Protocol
 if TYPE_CHECKING:
     from .store import SessionRecord
 
-__all__ = ["LaunchJob", "Dispatcher", "InlineDispatcher"]
+__all__ = ["Dispatcher", "InlineDispatcher", "LaunchJob"]
 
 
 @dataclass(frozen=True)

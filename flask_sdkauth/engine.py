@@ -48,7 +48,7 @@ from .states import OPEN_STATES, Event, State
 from .store import SessionRecord, SessionStore, WidgetStore
 from .widgets import ChannelSettings, Widget
 
-__all__ = ["Engine", "ChannelView", "WidgetInfo", "Authorize", "Clock", "utc_now"]
+__all__ = ["Authorize", "ChannelView", "Clock", "Engine", "WidgetInfo", "utc_now"]
 
 #: Called with a session's widget id; raises ``ForbiddenException`` to refuse.
 Authorize = Callable[[uuid.UUID], None]

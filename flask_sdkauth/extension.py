@@ -26,10 +26,10 @@ from .hooks import (
     RecipientBlocklistLoader,
     WidgetLoader,
 )
+from .message import Message
 from .store import SessionStore, WidgetStore
 from .tables import define_tables
 from .views import blp
-from .message import Message
 from .widgets import CHANNEL_TYPES, Channel, Widget
 
 __all__ = ["SdkAuth"]

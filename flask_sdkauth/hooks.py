@@ -10,11 +10,11 @@ from .message import Message
 from .widgets import Widget
 
 __all__ = [
-    "Hooks",
-    "WidgetLoader",
     "ChannelSender",
-    "RecipientBlocklistLoader",
     "ClientIpLoader",
+    "Hooks",
+    "RecipientBlocklistLoader",
+    "WidgetLoader",
 ]
 
 WidgetLoader = Callable[[uuid.UUID], "Widget | None"]

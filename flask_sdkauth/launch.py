@@ -10,10 +10,10 @@ from typing import Any
 from flask import current_app
 
 from . import signals
+from .clock import Clock
 from .codes import generate_code, hash_code
 from .config import Settings
 from .dispatcher import LaunchJob
-from .clock import Clock
 from .hooks import Hooks
 from .message import Message
 from .states import Event

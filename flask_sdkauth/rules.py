@@ -8,8 +8,6 @@ that is absent lets the operation go on to its own work.
 from __future__ import annotations
 
 import enum
-from typing import Union
-
 from .errors import (
     AttemptsExpiredException,
     NoAvailableChannelsException,
@@ -20,9 +18,9 @@ from .errors import (
 )
 from .states import State
 
-__all__ = ["Operation", "ANSWERS"]
+__all__ = ["ANSWERS", "Operation"]
 
-Answer = Union[type[SdkAuthError], bool]
+Answer = type[SdkAuthError] | bool
 
 
 class Operation(str, enum.Enum):

@@ -13,19 +13,19 @@ from flask import current_app
 from .phones import InvalidPhoneNumber, to_e164
 
 __all__ = [
-    "PhoneNumber",
-    "WidgetPath",
-    "RequestPath",
-    "RecipientQuery",
-    "SendRequestDto",
-    "SendResponseDto",
-    "GetWidgetResponseDto",
+    "CheckCodeRequestDto",
+    "ConfirmForm",
+    "ConfirmLinkQuery",
+    "ErrorDto",
     "GetChannelResponseDto",
     "GetStatusResponseDto",
-    "CheckCodeRequestDto",
-    "ConfirmLinkQuery",
-    "ConfirmForm",
-    "ErrorDto",
+    "GetWidgetResponseDto",
+    "PhoneNumber",
+    "RecipientQuery",
+    "RequestPath",
+    "SendRequestDto",
+    "SendResponseDto",
+    "WidgetPath",
 ]
 
 

@@ -9,12 +9,12 @@ from __future__ import annotations
 from blinker import Namespace
 
 __all__ = [
-    "session_created",
-    "message_sent",
-    "channel_changed",
-    "resend_channel",
-    "success_confirmation",
     "auth_error",
+    "channel_changed",
+    "message_sent",
+    "resend_channel",
+    "session_created",
+    "success_confirmation",
 ]
 
 _signals = Namespace()

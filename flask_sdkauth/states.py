@@ -10,7 +10,7 @@ from __future__ import annotations
 import enum
 from dataclasses import dataclass
 
-__all__ = ["State", "Event", "Transition", "TRANSITIONS", "OPEN_STATES", "CHANNEL_STATUS"]
+__all__ = ["CHANNEL_STATUS", "OPEN_STATES", "TRANSITIONS", "Event", "State", "Transition"]
 
 
 class State(str, enum.Enum):

@@ -7,12 +7,12 @@ They are created by the host's ``db.create_all()`` (or its migrations), or by
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 import sqlalchemy as sa
 
-__all__ = ["Tables", "define_tables", "UTCDateTime"]
+__all__ = ["Tables", "UTCDateTime", "define_tables"]
 
 
 class UTCDateTime(sa.TypeDecorator[datetime]):
@@ -26,10 +26,10 @@ class UTCDateTime(sa.TypeDecorator[datetime]):
             return None
         if value.tzinfo is None:
             raise ValueError("naive datetimes are not stored; pass an aware UTC one")
-        return value.astimezone(timezone.utc).replace(tzinfo=None)
+        return value.astimezone(UTC).replace(tzinfo=None)
 
     def process_result_value(self, value: datetime | None, dialect: Any) -> datetime | None:
-        return None if value is None else value.replace(tzinfo=timezone.utc)
+        return None if value is None else value.replace(tzinfo=UTC)
 
 
 @dataclass(frozen=True)

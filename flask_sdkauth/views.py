@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 import uuid
-from typing import Any
+from typing import Any, cast
 
 from flask import current_app, request
 from werkzeug.exceptions import InternalServerError
@@ -59,7 +59,7 @@ register_confirm_page(blp)
 
 
 def _engine() -> Engine:
-    return current_app.extensions["sdkauth"].engine
+    return cast(Engine, current_app.extensions["sdkauth"].engine)
 
 
 def _client_ip() -> str | None:

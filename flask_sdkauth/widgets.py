@@ -36,32 +36,47 @@ _CODELESS_BY_DEFAULT = frozenset({"sim_push"})
 _SHORT_CODE_TYPES = frozenset({"flashcall"})
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, init=False)
 class ChannelSettings:
     """How one channel generates and checks codes (spec §6, plus ``restartCooldown``).
 
-    All durations are in seconds. :meth:`from_mapping` reads the spec's own keys.
+    All durations are in seconds; ``restart_cooldown`` defaults to ``lifetime``
+    (spec gap 11). :meth:`from_mapping` reads the spec's own keys.
     """
 
-    code_length: int = 6
-    beautify: bool = False
-    lifetime: int = 300
-    number_of_tries: int = 3
-    number_of_restart: int = 2
-    restart_cooldown: int | None = None
+    code_length: int
+    beautify: bool
+    lifetime: int
+    number_of_tries: int
+    number_of_restart: int
+    restart_cooldown: int
 
-    def __post_init__(self) -> None:
-        for name in ("code_length", "lifetime", "number_of_tries"):
-            _require_int(name, getattr(self, name), minimum=1)
-        _require_int("number_of_restart", self.number_of_restart, minimum=0)
-        if not isinstance(self.beautify, bool):
-            raise TypeError("beautify must be a bool")
-        if self.code_length > 32:
+    def __init__(
+        self,
+        *,
+        code_length: int = 6,
+        beautify: bool = False,
+        lifetime: int = 300,
+        number_of_tries: int = 3,
+        number_of_restart: int = 2,
+        restart_cooldown: int | None = None,
+    ) -> None:
+        if restart_cooldown is None:
+            restart_cooldown = lifetime
+        for name, value, minimum in (
+            ("code_length", code_length, 1),
+            ("lifetime", lifetime, 1),
+            ("number_of_tries", number_of_tries, 1),
+            ("number_of_restart", number_of_restart, 0),
+            ("restart_cooldown", restart_cooldown, 0),
+        ):
+            _require_int(name, value, minimum=minimum)
+            object.__setattr__(self, name, value)
+        if code_length > 32:
             raise ValueError("code_length must be at most 32")
-        if self.restart_cooldown is None:
-            # Spec gap 11: the cooldown defaults to the code's lifetime.
-            object.__setattr__(self, "restart_cooldown", self.lifetime)
-        _require_int("restart_cooldown", self.restart_cooldown, minimum=0)
+        if not isinstance(beautify, bool):
+            raise TypeError("beautify must be a bool")
+        object.__setattr__(self, "beautify", beautify)
 
     @classmethod
     def defaults_for(cls, channel_type: str) -> ChannelSettings:

@@ -121,6 +121,8 @@ def test_confirmation_page(push, outbox):
 
     page = app.test_client().get(path)
     assert page.status_code == 200 and page.mimetype == "text/html"
+    assert page.headers["Cache-Control"] == "no-store"
+    assert page.headers["Referrer-Policy"] == "no-referrer"
     buttons = re.findall(r'name="number" value="(\d+)"', page.get_data(as_text=True))
     assert sorted(buttons) == sorted(message.choices)
     # Opening the link (as a link preview would) confirms nothing.

@@ -8,6 +8,7 @@ import pytest
 
 from flask_sdkauth import (
     Channel,
+    ForbiddenException,
     InlineDispatcher,
     LaunchJob,
     NoAvailableChannelsException,
@@ -15,7 +16,6 @@ from flask_sdkauth import (
     ValidateError,
     WidgetIsBlockedException,
     WidgetNotFoundException,
-    ForbiddenException,
     signals,
 )
 
@@ -84,7 +84,6 @@ class DeferredDispatcher:
 
     def dispatch(self, job, run):
         self.jobs.append(job)
-        return None
 
 
 def test_deferred_dispatcher_launches_later_through_the_engine(make_app, outbox):

@@ -112,8 +112,9 @@ def test_huge_chunked_body_is_refused(app, client, widget, headers):
 
 
 def test_body_limit_is_configurable(make_app):
-    from .conftest import bearer
     from flask_sdkauth import Channel
+
+    from .conftest import bearer
 
     app, sdkauth = make_app({"SDKAUTH_MAX_BODY_SIZE": 64})
     with app.app_context():
@@ -129,8 +130,9 @@ def test_unknown_fields_are_ignored(client, widget, headers):
 
 
 def test_national_numbers_need_a_default_region(make_app):
-    from .conftest import bearer
     from flask_sdkauth import Channel
+
+    from .conftest import bearer
 
     app, sdkauth = make_app({"SDKAUTH_DEFAULT_REGION": "RU"})
     with app.app_context():
