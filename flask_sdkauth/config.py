@@ -10,7 +10,22 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-__all__ = ["DEFAULT_CONFIG", "Settings"]
+__all__ = ["DEFAULT_CONFIG", "OPERATION_IDS", "Settings"]
+
+#: The operations whose routes SDKAUTH_DISABLED_OPERATIONS can switch off.
+OPERATION_IDS = frozenset(
+    {
+        "getWidget",
+        "send",
+        "getChannel",
+        "getStatus",
+        "checkCode",
+        "checkStatusAndComplete",
+        "complete",
+        "resend",
+        "confirm",
+    }
+)
 
 DEFAULT_CONFIG: Mapping[str, Any] = {
     # Where the routes are mounted; "" is the application root.
@@ -33,6 +48,9 @@ DEFAULT_CONFIG: Mapping[str, Any] = {
     "SDKAUTH_RETENTION": 7 * 24 * 3600,
     # Codeless confirmations must pick the number the widget shows.
     "SDKAUTH_NUMBER_MATCHING": True,
+    # operationIds whose routes answer 404, e.g. ["complete", "checkStatusAndComplete"]
+    # when only the backend (through the Python API) may complete sessions.
+    "SDKAUTH_DISABLED_OPERATIONS": (),
     # Largest request body accepted, in bytes.
     "SDKAUTH_MAX_BODY_SIZE": 16 * 1024,
     # Used only when SdkAuth creates its own flask-smorest Api.
@@ -57,6 +75,7 @@ class Settings:
     session_lifetime: int
     retention: int
     number_matching: bool
+    disabled_operations: frozenset[str]
 
     @classmethod
     def from_config(cls, config: Mapping[str, Any]) -> Settings:
@@ -75,6 +94,15 @@ class Settings:
             value = config[key]
             if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
                 raise ValueError(f"{key} must be a positive int, got {value!r}")
+        disabled = config["SDKAUTH_DISABLED_OPERATIONS"]
+        if isinstance(disabled, str) or not all(isinstance(name, str) for name in disabled):
+            raise TypeError("SDKAUTH_DISABLED_OPERATIONS must be a list of operationIds")
+        unknown = set(disabled) - OPERATION_IDS
+        if unknown:
+            raise ValueError(
+                f"SDKAUTH_DISABLED_OPERATIONS: unknown {sorted(unknown)}; "
+                f"use some of {sorted(OPERATION_IDS)}"
+            )
         return cls(
             url_prefix=_normalise_prefix(config["SDKAUTH_URL_PREFIX"]),
             code_secret=secret.encode() if isinstance(secret, str) else bytes(secret),
@@ -87,6 +115,7 @@ class Settings:
             session_lifetime=config["SDKAUTH_SESSION_LIFETIME"],
             retention=config["SDKAUTH_RETENTION"],
             number_matching=bool(config["SDKAUTH_NUMBER_MATCHING"]),
+            disabled_operations=frozenset(disabled),
         )
 
 

@@ -55,11 +55,19 @@ def _page(title: str, *, token: str | None = None, choices: list[str] | None = N
     )
 
 
+_HTML_PAGE = {
+    "200": {
+        "description": "An HTML page",
+        "content": {"text/html": {"schema": {"type": "string"}}},
+    }
+}
+
+
 def register_confirm_page(blp: SdkAuthBlueprint) -> None:
     @blp.route("/<requestId>/confirm", methods=["GET"])
     @blp.arguments(RequestPath, location="path", as_kwargs=True)
     @blp.arguments(ConfirmLinkQuery, location="query", as_kwargs=True)
-    @blp.doc(operationId="confirmPage")
+    @blp.doc(operationId="confirmPage", responses=_HTML_PAGE)
     def confirm_page(requestId: uuid.UUID, token: str, choices: str) -> Any:
         """Show the codeless confirmation page (it confirms nothing by itself)."""
         offered = [choice for choice in choices.split(",") if choice]
@@ -68,7 +76,7 @@ def register_confirm_page(blp: SdkAuthBlueprint) -> None:
     @blp.route("/<requestId>/confirm", methods=["POST"])
     @blp.arguments(RequestPath, location="path", as_kwargs=True)
     @blp.arguments(ConfirmForm, location="form", as_kwargs=True)
-    @blp.doc(operationId="confirm")
+    @blp.doc(operationId="confirm", responses=_HTML_PAGE)
     def confirm(requestId: uuid.UUID, token: str, number: str | None) -> Any:
         """Confirm a codeless channel with the link's token and the picked number."""
         engine = current_app.extensions["sdkauth"].engine

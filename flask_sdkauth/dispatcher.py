@@ -24,8 +24,9 @@ __all__ = ["Dispatcher", "InlineDispatcher", "LaunchJob"]
 class LaunchJob:
     """Launch the widget's channels for a session, starting at ``channel_index``.
 
-    ``generation`` is the session's channel generation when the job was made; a job
-    whose session has since moved on does nothing, so running a job twice is safe.
+    ``generation`` is the launch the job is for; a job whose session has since
+    moved on (launched, restarted, closed) does nothing. Two workers running the
+    very same job at once may both call the sender; only one launch is stored.
     """
 
     request_id: uuid.UUID

@@ -175,7 +175,7 @@ class Engine:
             channel_index=0 if first else None,
             channel=first.to_dict() if first else None,
             payload={},
-            generation=0,
+            generation=1,
             seen_generation=0,
             restarts=0,
             launched_at=None,
@@ -194,7 +194,8 @@ class Engine:
             request_id=session.id,
             widget_id=widget.id,
         )
-        self._dispatch(LaunchJob(request_id=session.id), widget, session)
+        job = LaunchJob(request_id=session.id, generation=session.generation)
+        self._dispatch(job, widget, session)
         return session.id
 
     def normalise_recipient(self, recipient: str) -> str:
@@ -331,26 +332,30 @@ class Engine:
             started = session.launched_at or session.created_at
             if self.clock() < started + timedelta(seconds=settings.restart_cooldown):
                 raise RestartCooldownActiveException()
-        index = session.channel_index or 0
-        if session.restarts < settings.number_of_restart:
-            job = LaunchJob(
-                request_id,
-                channel_index=index,
-                restarts=session.restarts + 1,
-                generation=session.generation,
-            )
-        else:
-            job = LaunchJob(request_id, channel_index=index + 1, generation=session.generation)
+        # The restart claims the next generation, so of two concurrent resends only
+        # one gets past this statement, and jobs made before it become stale.
         restarted = self.sessions.apply(
             request_id,
             Event.RESTARTED,
             at_generation=session.generation,
+            generation=session.generation + 1,
+            launched_at=self.clock(),  # the cooldown runs from the restart
             code_hash=None,
             payload={},
             updated_at=self.clock(),
         )
         if restarted is None:
             raise RestartCooldownActiveException()  # a concurrent resend was first
+        index = session.channel_index or 0
+        if session.restarts < settings.number_of_restart:
+            job = LaunchJob(
+                request_id,
+                channel_index=index,
+                restarts=session.restarts + 1,
+                generation=restarted.generation,
+            )
+        else:
+            job = LaunchJob(request_id, channel_index=index + 1, generation=restarted.generation)
         self._dispatch(job, self.find_widget(session.widget_id), restarted)
         return True
 
@@ -377,10 +382,15 @@ class Engine:
 
     def purge(self, older_than: timedelta | None = None) -> int:
         """Delete sessions created more than ``older_than`` (default
-        ``SDKAUTH_RETENTION``) ago; return how many were deleted."""
+        ``SDKAUTH_RETENTION``) ago; return how many were deleted.
+
+        A session that can still be confirmed or completed is kept until its
+        lifetime is over, whatever ``older_than`` says.
+        """
         if older_than is None:
             older_than = timedelta(seconds=self.settings.retention)
-        return self.sessions.delete_created_before(self.clock() - older_than)
+        now = self.clock()
+        return self.sessions.delete_ended(created_before=now - older_than, now=now)
 
     # -- steps shared by the operations -----------------------------------------
 

@@ -242,11 +242,14 @@ class SdkAuth:
         """The backend's final, security-critical check.
 
         ``True`` exactly once, for a confirmed session bound to ``recipient`` (any
-        common notation of the same number); ``False`` before confirmation and after
-        completion. Safe under concurrent calls: the completion is one conditional
-        ``UPDATE``. Raises the contract errors of ``checkStatusAndComplete``
-        (``SessionNotFoundException``, ``PhoneNumberMismatchException``,
-        ``AttemptsExpiredException``, …).
+        common notation of the same number); ``False`` before confirmation, after
+        completion and for a closed (expired) session. Safe under concurrent calls:
+        the completion is one conditional ``UPDATE``. Raises the contract errors of
+        ``checkStatusAndComplete``: ``SessionNotFoundException``,
+        ``PhoneNumberMismatchException``, ``ResendChannelException`` (the code
+        expired unused), ``AttemptsExpiredException``,
+        ``NoAvailableChannelsException``, and ``ValidateError`` for a malformed id
+        or number.
         """
         return self.engine.check_status_and_complete(_uuid("requestId", request_id), recipient)
 
@@ -267,8 +270,10 @@ class SdkAuth:
         """The absolute URL of the confirmation page for a codeless ``message``.
 
         Put it in the push or text; the page asks the user to pick the number the
-        widget shows and confirms on their click. Needs a request context (senders
-        run in one) or ``SERVER_NAME``.
+        widget shows and confirms on their click. Needs a request context, which a
+        sender has when the launch runs inline during an HTTP request; a sender run
+        elsewhere (``sdkauth.send`` from a script, a queued launch) needs
+        ``SERVER_NAME`` set.
         """
         if message.confirmation_token is None:
             raise ValueError("only codeless messages have a confirmation link")

@@ -53,7 +53,7 @@ class Launcher:
             PENDING (closed, or relaunched by someone else).
         """
         channels = widget.channels if widget is not None else ()
-        generation = session.generation + 1
+        generation = session.generation  # assigned when the session entered PENDING
         history = list(session.history)
         for index in range(job.channel_index, len(channels)):
             channel = channels[index]
@@ -80,11 +80,10 @@ class Launcher:
             updated = self.sessions.apply(
                 session.id,
                 Event.CHANNEL_SENT,
-                at_generation=session.generation,
+                at_generation=generation,
                 channel_index=index,
                 channel=channel.to_dict(),
                 payload=payload,
-                generation=generation,
                 restarts=job.restarts if index == job.channel_index else 0,
                 launched_at=now,
                 code_hash=hash_code(self.settings.code_secret, session.id, generation, secret),

@@ -1,7 +1,8 @@
 """Blinker signals sent by the engine after its writes are committed.
 
-The sender is the Flask app; keyword arguments carry ``request_id`` and, where there
-is one, ``error``. Subscribe with ``signal.connect(receiver, app)``.
+The sender is the Flask app; keyword arguments always carry ``request_id``, and each
+signal's comment lists the others (``error`` is the contract exception being raised).
+Subscribe with ``signal.connect(receiver, app)``.
 """
 
 from __future__ import annotations

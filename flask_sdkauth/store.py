@@ -15,7 +15,7 @@ from typing import Any
 import sqlalchemy as sa
 from flask_sqlalchemy import SQLAlchemy
 
-from .states import CHANNEL_STATUS, TRANSITIONS, Event, State
+from .states import CHANNEL_STATUS, OPEN_STATES, TRANSITIONS, Event, State
 from .widgets import Channel, Widget
 
 __all__ = ["SessionRecord", "SessionStore", "WidgetStore"]
@@ -122,9 +122,17 @@ class SessionStore:
         with self._db.engine.begin() as connection:
             connection.execute(statement)
 
-    def delete_created_before(self, cutoff: datetime) -> int:
-        """Delete sessions created before ``cutoff``; return how many."""
-        statement = sa.delete(self._table).where(self._table.c.created_at < cutoff)
+    def delete_ended(self, *, created_before: datetime, now: datetime) -> int:
+        """Delete sessions created before ``created_before`` that are over: in a
+        final state, or past their lifetime. Return how many."""
+        table = self._table
+        statement = sa.delete(table).where(
+            table.c.created_at < created_before,
+            sa.or_(
+                table.c.state.not_in([state.value for state in OPEN_STATES]),
+                table.c.expires_at <= now,
+            ),
+        )
         with self._db.engine.begin() as connection:
             return connection.execute(statement).rowcount
 

@@ -68,8 +68,9 @@ def define_tables(metadata: sa.MetaData) -> Tables:
         sa.Column("channel", sa.JSON, nullable=True),
         # What getChannel shows besides the channel, e.g. the number to match.
         sa.Column("payload", sa.JSON, nullable=False),
-        # Goes up on every launch of a channel (spec §7.5); the client has seen
-        # the channel of seen_generation through getChannel.
+        # Goes up on every launch of a channel (spec §7.5): set when the session
+        # enters PENDING, at creation or restart. The client has seen the channel
+        # of seen_generation through getChannel.
         sa.Column("generation", sa.Integer, nullable=False, default=0),
         sa.Column("seen_generation", sa.Integer, nullable=False, default=0),
         sa.Column("restarts", sa.Integer, nullable=False, default=0),

@@ -7,7 +7,7 @@ import uuid
 from typing import Any, cast
 
 from flask import current_app, request
-from werkzeug.exceptions import InternalServerError
+from werkzeug.exceptions import InternalServerError, NotFound
 
 from .auth import require_widget, token_required
 from .blueprint import SdkAuthBlueprint
@@ -56,6 +56,28 @@ blp = SdkAuthBlueprint(
 
 
 register_confirm_page(blp)
+
+#: Each route's operationId, by endpoint (view function) name.
+ENDPOINT_OPERATIONS = {
+    "send": "send",
+    "get_widget": "getWidget",
+    "get_channel": "getChannel",
+    "get_status": "getStatus",
+    "check_code": "checkCode",
+    "check_status_and_complete": "checkStatusAndComplete",
+    "complete": "complete",
+    "resend": "resend",
+    "confirm_page": "confirm",
+    "confirm": "confirm",
+}
+
+
+@blp.before_request
+def _refuse_disabled_operations() -> None:
+    endpoint = (request.endpoint or "").rpartition(".")[2]
+    disabled = current_app.extensions["sdkauth"].settings.disabled_operations
+    if ENDPOINT_OPERATIONS.get(endpoint) in disabled:
+        raise NotFound()
 
 
 def _engine() -> Engine:

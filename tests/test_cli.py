@@ -103,10 +103,22 @@ def test_purge_deletes_sessions_past_retention(app, sdkauth, widget, clock):
         assert sdkauth.engine.sessions.get(recent) is None
 
 
-def test_purged_session_is_not_found(app, sdkauth, widget, clock):
+def test_purge_keeps_live_sessions_until_their_lifetime_is_over(app, sdkauth, widget, clock):
     with app.app_context():
         request_id = sdkauth.send(widget.id, "+79991234567")
     clock.advance(1)
+    assert _run(app, "purge", "--older-than", "0").output.strip() == "Deleted 0 session(s)."
+    clock.advance(1799)  # SDKAUTH_SESSION_LIFETIME
     assert _run(app, "purge", "--older-than", "0").output.strip() == "Deleted 1 session(s)."
     api = WidgetClient(app.test_client(), bearer(app, sdkauth, widget.id))
     assert api.channel(request_id).json["type"] == "SessionNotFoundException"
+
+
+def test_purge_deletes_finished_sessions_at_once(app, sdkauth, widget, outbox, clock):
+    api = WidgetClient(app.test_client(), bearer(app, sdkauth, widget.id))
+    request_id = api.send(widget.id).json["requestId"]
+    api.check_code(request_id, outbox.last.code)
+    with app.app_context():
+        assert sdkauth.check_status_and_complete(request_id, "+79991234567") is True
+    clock.advance(1)
+    assert _run(app, "purge", "--older-than", "0").output.strip() == "Deleted 1 session(s)."

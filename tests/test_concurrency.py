@@ -83,3 +83,16 @@ def test_concurrent_wrong_codes_never_grant_extra_attempts(shared_app, outbox):
     assert results.count("InvalidCodeException") == 2  # numberOfTries 3: two wrong, then over
     assert results.count("AttemptsExpiredException") == CALLERS - 2
     assert api.check_code(request_id, outbox.last.code).json["type"] == "AttemptsExpiredException"
+
+
+def test_concurrent_resends_relaunch_once(shared_app, outbox, clock):
+    app, sdkauth = shared_app
+    api, request_id = _started_session(app, sdkauth, outbox)
+    clock.advance(300)  # the code expired: resend needs no cooldown
+
+    results = _race(app, lambda: sdkauth.engine.resend(uuid.UUID(request_id)))
+
+    assert results.count(True) == 1
+    assert set(results) - {True} == {"RestartCooldownActiveException"}
+    assert len(outbox.messages) == 2
+    assert api.check_code(request_id, outbox.last.code).json == {"success": True}

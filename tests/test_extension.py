@@ -169,3 +169,41 @@ def test_every_config_key_is_documented():
     text = (DOCS / "configuration.rst").read_text("utf-8")
     documented = set(re.findall(r"SDKAUTH_[A-Z_]+", text))
     assert set(DEFAULT_CONFIG) <= documented
+
+
+def test_disabled_operations_answer_404(make_app, outbox):
+    from .flow import RECIPIENT, WidgetClient, started
+
+    app, sdkauth = make_app({"SDKAUTH_DISABLED_OPERATIONS": ["complete", "checkStatusAndComplete"]})
+    with app.app_context():
+        widget = sdkauth.create_widget("W", [Channel("sms")])
+    api = WidgetClient(app.test_client(), bearer(app, sdkauth, widget.id))
+    request_id = started(api, widget.id)
+    api.check_code(request_id, outbox.last.code)
+    assert api.complete(request_id).status_code == 404
+    assert api.check_status_and_complete(request_id).status_code == 404
+    # The backend's Python API still completes the session, exactly once.
+    with app.app_context():
+        assert sdkauth.check_status_and_complete(request_id, RECIPIENT) is True
+
+
+@pytest.mark.parametrize("value", ["complete", ["completed"], [1]])
+def test_disabled_operations_are_checked(value):
+    app = _bare_app(SDKAUTH_DISABLED_OPERATIONS=value)
+    db = SQLAlchemy(app)
+    JWTManager(app)
+    with pytest.raises((TypeError, ValueError), match="SDKAUTH_DISABLED_OPERATIONS"):
+        SdkAuth(app, db=db)
+
+
+def test_every_route_has_an_operation_id(app):
+    from flask_sdkauth.config import OPERATION_IDS
+    from flask_sdkauth.views import ENDPOINT_OPERATIONS
+
+    endpoints = {
+        rule.endpoint.rpartition(".")[2]
+        for rule in app.url_map.iter_rules()
+        if rule.endpoint.startswith("sdkauth.")
+    }
+    assert endpoints == set(ENDPOINT_OPERATIONS)
+    assert set(ENDPOINT_OPERATIONS.values()) == OPERATION_IDS

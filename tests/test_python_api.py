@@ -94,7 +94,7 @@ def test_deferred_dispatcher_launches_later_through_the_engine(make_app, outbox)
         request_id = sdkauth.send(widget.id, "+79991234567")
         assert sdkauth.engine.sessions.get(request_id).state is State.PENDING
         assert outbox.messages == []
-        assert dispatcher.jobs == [LaunchJob(request_id=request_id)]
+        assert dispatcher.jobs == [LaunchJob(request_id=request_id, generation=1)]
 
         session = sdkauth.engine.launch(dispatcher.jobs[0])
 
@@ -107,7 +107,7 @@ def test_deferred_send_answers_201_even_if_delivery_will_fail(make_app, outbox):
     with app.app_context():
         widget = sdkauth.create_widget("W", [])
         request_id = sdkauth.send(widget.id, "+79991234567")
-        assert sdkauth.engine.launch(LaunchJob(request_id)).state is State.NO_CHANNELS
+        assert sdkauth.engine.launch(LaunchJob(request_id, generation=1)).state is State.NO_CHANNELS
 
 
 def test_launch_of_an_unknown_session(app, sdkauth):

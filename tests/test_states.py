@@ -94,6 +94,7 @@ def _prepare(make_app, outbox, clock, state):
     api = WidgetClient(app.test_client(), bearer(app, sdkauth, widget.id))
     if state == "pending":
         request_id = api.send(widget.id).json["requestId"]
+        assert api.channel(request_id).json["status"] == "wait"
         return app, sdkauth, api, request_id, None
     request_id = started(api, widget.id)
     code = outbox.last.code
