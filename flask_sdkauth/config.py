@@ -23,6 +23,8 @@ OPERATION_IDS = frozenset(
         "checkStatusAndComplete",
         "complete",
         "resend",
+        "getChannelLongPolling",
+        "getStatusLongPolling",
         "confirm",
     }
 )
@@ -48,6 +50,13 @@ DEFAULT_CONFIG: Mapping[str, Any] = {
     "SDKAUTH_RETENTION": 7 * 24 * 3600,
     # Codeless confirmations must pick the number the widget shows.
     "SDKAUTH_NUMBER_MATCHING": True,
+    # Seconds a long poll waits for a change before answering 408.
+    "SDKAUTH_LONG_POLLING_TIMEOUT": 25,
+    # Longest gap, in seconds, between a waiting long poll's database reads, in
+    # case a wake-up message was lost.
+    "SDKAUTH_LONG_POLLING_INTERVAL": 5,
+    # Where long polls learn of changes: memory:// (one process) or redis://….
+    "SDKAUTH_NOTIFIER_URL": "memory://",
     # operationIds whose routes answer 404, e.g. ["complete", "checkStatusAndComplete"]
     # when only the backend (through the Python API) may complete sessions.
     "SDKAUTH_DISABLED_OPERATIONS": (),
@@ -76,6 +85,9 @@ class Settings:
     retention: int
     number_matching: bool
     disabled_operations: frozenset[str]
+    long_polling_timeout: float
+    long_polling_interval: float
+    notifier_url: str
 
     @classmethod
     def from_config(cls, config: Mapping[str, Any]) -> Settings:
@@ -94,6 +106,10 @@ class Settings:
             value = config[key]
             if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
                 raise ValueError(f"{key} must be a positive int, got {value!r}")
+        for key in ("SDKAUTH_LONG_POLLING_TIMEOUT", "SDKAUTH_LONG_POLLING_INTERVAL"):
+            value = config[key]
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or value <= 0:
+                raise ValueError(f"{key} must be a positive number of seconds, got {value!r}")
         disabled = config["SDKAUTH_DISABLED_OPERATIONS"]
         if isinstance(disabled, str) or not all(isinstance(name, str) for name in disabled):
             raise TypeError("SDKAUTH_DISABLED_OPERATIONS must be a list of operationIds")
@@ -116,6 +132,9 @@ class Settings:
             retention=config["SDKAUTH_RETENTION"],
             number_matching=bool(config["SDKAUTH_NUMBER_MATCHING"]),
             disabled_operations=frozenset(disabled),
+            long_polling_timeout=float(config["SDKAUTH_LONG_POLLING_TIMEOUT"]),
+            long_polling_interval=float(config["SDKAUTH_LONG_POLLING_INTERVAL"]),
+            notifier_url=str(config["SDKAUTH_NOTIFIER_URL"]),
         )
 
 

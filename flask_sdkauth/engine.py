@@ -10,9 +10,12 @@ to the host's backend.
 from __future__ import annotations
 
 import functools
+import hashlib
+import json
+import time
 import uuid
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from datetime import timedelta
 from functools import partial
 from typing import Any, NoReturn, TypeVar, cast
@@ -30,6 +33,7 @@ from .errors import (
     ForbiddenException,
     InvalidCodeException,
     IsCodelessChannelException,
+    LongPollingTimeoutException,
     NoAvailableChannelsException,
     PhoneNumberMismatchException,
     ResendChannelException,
@@ -42,6 +46,7 @@ from .errors import (
 )
 from .hooks import Hooks
 from .launch import Launcher
+from .notifier import MemoryNotifier, Notifier, Subscription
 from .phones import InvalidPhoneNumber, to_e164
 from .rules import ANSWERS, Operation
 from .states import OPEN_STATES, Event, State
@@ -110,9 +115,11 @@ class Engine:
         widgets: WidgetStore,
         hooks: Hooks,
         dispatcher: Dispatcher,
+        notifier: Notifier | None = None,
         clock: Clock = utc_now,
     ) -> None:
         self.settings = settings
+        self.notifier: Notifier = notifier or MemoryNotifier()
         self.sessions = sessions
         self.widgets = widgets
         self.hooks = hooks
@@ -177,6 +184,7 @@ class Engine:
             payload={},
             generation=1,
             seen_generation=0,
+            seen_snapshot=None,
             restarts=0,
             launched_at=None,
             code_hash=None,
@@ -240,21 +248,30 @@ class Engine:
     ) -> ChannelView:
         """The current channel (getChannel); remembers that the client has seen it."""
         session = self._open(request_id, authorize)
-        self._settle(Operation.GET_CHANNEL, session)
-        if session.channel is None:
-            raise NoAvailableChannelsException()
-        if session.seen_generation < session.generation:
-            self.sessions.mark_seen(request_id, session.generation)
-        channel = session.channel
-        return ChannelView(
-            type=channel["type"],
-            status=session.status,
-            label=channel["label"],
-            code_type=channel["codeType"],
-            payload=session.payload,
-            settings=channel["settings"],
-            remaining_code_attempts=session.remaining_attempts,
-        )
+        view, snapshot = self._channel_snapshot(session)
+        if snapshot != session.seen_snapshot:
+            self.sessions.mark_seen(request_id, session.generation, snapshot)
+        return view
+
+    @_reports_errors
+    def wait_for_channel(
+        self, request_id: uuid.UUID, *, authorize: Authorize | None = None
+    ) -> ChannelView:
+        """getChannelLongPolling: the channel as soon as it differs from the snapshot
+        the client was last given (at once if it already does).
+
+        :raises LongPollingTimeoutException: nothing changed within
+            ``SDKAUTH_LONG_POLLING_TIMEOUT`` seconds.
+        """
+        deadline = time.monotonic() + self.settings.long_polling_timeout
+        with self.notifier.listen(request_id) as changes:
+            while True:
+                session = self._open(request_id, authorize)
+                view, snapshot = self._channel_snapshot(session)
+                if snapshot != session.seen_snapshot:
+                    self.sessions.mark_seen(request_id, session.generation, snapshot)
+                    return view
+                self._wait(changes, deadline)
 
     @_reports_errors
     def get_status(
@@ -266,12 +283,31 @@ class Engine:
     ) -> bool:
         """Whether the session is confirmed (getStatus)."""
         session = self._open(request_id, authorize, recipient=recipient)
-        settled = self._settle(Operation.GET_STATUS, session)
-        if settled is not None:
-            return settled
-        if session.generation != session.seen_generation:
-            raise ChannelChangedException()
-        return False
+        status = self._status(session)
+        return False if status is None else status
+
+    @_reports_errors
+    def wait_for_status(
+        self,
+        request_id: uuid.UUID,
+        recipient: str,
+        *,
+        authorize: Authorize | None = None,
+    ) -> bool:
+        """getStatusLongPolling: answers once the session is confirmed, fails, ends,
+        or its channel changes; waits while it is merely pending or sent.
+
+        :raises LongPollingTimeoutException: nothing happened within
+            ``SDKAUTH_LONG_POLLING_TIMEOUT`` seconds.
+        """
+        deadline = time.monotonic() + self.settings.long_polling_timeout
+        with self.notifier.listen(request_id) as changes:
+            while True:
+                session = self._open(request_id, authorize, recipient=recipient)
+                status = self._status(session)
+                if status is not None:
+                    return status
+                self._wait(changes, deadline)
 
     @_reports_errors
     def check_code(
@@ -433,6 +469,40 @@ class Engine:
             session.id, event, at_generation=session.generation, code_hash=None, updated_at=now
         )
         return moved or self._load(session.id)
+
+    def _channel_snapshot(self, session: SessionRecord) -> tuple[ChannelView, str]:
+        """The channel as getChannel shows it, and a digest of that snapshot."""
+        self._settle(Operation.GET_CHANNEL, session)
+        if session.channel is None:
+            raise NoAvailableChannelsException()
+        channel = session.channel
+        view = ChannelView(
+            type=channel["type"],
+            status=session.status,
+            label=channel["label"],
+            code_type=channel["codeType"],
+            payload=session.payload,
+            settings=channel["settings"],
+            remaining_code_attempts=session.remaining_attempts,
+        )
+        content = json.dumps([session.generation, asdict(view)], sort_keys=True)
+        return view, hashlib.sha256(content.encode()).hexdigest()[:32]
+
+    def _status(self, session: SessionRecord) -> bool | None:
+        """getStatus's answer, or ``None`` while there is nothing to report yet."""
+        settled = self._settle(Operation.GET_STATUS, session)
+        if settled is not None:
+            return settled
+        if session.generation != session.seen_generation:
+            raise ChannelChangedException()
+        return None
+
+    def _wait(self, changes: Subscription, deadline: float) -> None:
+        """Sleep until a change, the next poll, or the deadline (then 408)."""
+        remaining = deadline - time.monotonic()
+        if remaining <= 0:
+            raise LongPollingTimeoutException()
+        changes.wait(min(remaining, self.settings.long_polling_interval))
 
     @staticmethod
     def _settle(operation: Operation, session: SessionRecord) -> bool | None:

@@ -27,6 +27,7 @@ from .hooks import (
     WidgetLoader,
 )
 from .message import Message
+from .notifier import create_notifier
 from .store import SessionStore, WidgetStore
 from .tables import define_tables
 from .views import blp
@@ -93,12 +94,14 @@ class SdkAuth:
         for key, value in DEFAULT_CONFIG.items():
             app.config.setdefault(key, value)
         settings = Settings.from_config(app.config)
+        notifier = create_notifier(settings.notifier_url)
         self._engines[app] = Engine(
             settings=settings,
-            sessions=SessionStore(self.db, self.tables.session),
+            sessions=SessionStore(self.db, self.tables.session, on_change=notifier.publish),
             widgets=WidgetStore(self.db, self.tables.widget),
             hooks=self.hooks,
             dispatcher=self.dispatcher,
+            notifier=notifier,
             clock=self.clock,
         )
         app.extensions["sdkauth"] = self

@@ -7,7 +7,7 @@ writes never commit (or roll back) work pending in the host's ``db.session``.
 from __future__ import annotations
 
 import uuid
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, fields
 from datetime import datetime
 from typing import Any
@@ -34,6 +34,7 @@ class SessionRecord:
     payload: dict[str, Any]
     generation: int
     seen_generation: int
+    seen_snapshot: str | None
     restarts: int
     launched_at: datetime | None
     code_hash: str | None
@@ -60,11 +61,21 @@ class SessionRecord:
 
 
 class SessionStore:
-    """Reads sessions and moves them along :data:`~flask_sdkauth.states.TRANSITIONS`."""
+    """Reads sessions and moves them along :data:`~flask_sdkauth.states.TRANSITIONS`.
 
-    def __init__(self, db: SQLAlchemy, table: sa.Table) -> None:
+    ``on_change(request_id)`` is called after every committed transition (the
+    notifier's ``publish``, so that long polls wake up).
+    """
+
+    def __init__(
+        self,
+        db: SQLAlchemy,
+        table: sa.Table,
+        on_change: Callable[[uuid.UUID], None] = lambda request_id: None,
+    ) -> None:
         self._db = db
         self._table = table
+        self._on_change = on_change
 
     def create(self, **values: Any) -> None:
         with self._db.engine.begin() as connection:
@@ -108,16 +119,19 @@ class SessionStore:
         )
         with self._db.engine.begin() as connection:
             row = connection.execute(statement).first()
-        return None if row is None else SessionRecord.from_row(row)
+        if row is None:
+            return None
+        self._on_change(request_id)
+        return SessionRecord.from_row(row)
 
 
-    def mark_seen(self, request_id: uuid.UUID, generation: int) -> None:
-        """Record that the client has been shown the channel of ``generation``."""
+    def mark_seen(self, request_id: uuid.UUID, generation: int, snapshot: str) -> None:
+        """Record the channel snapshot (and its generation) the client was given."""
         table = self._table
         statement = (
             sa.update(table)
-            .where(table.c.id == request_id, table.c.seen_generation < generation)
-            .values(seen_generation=generation)
+            .where(table.c.id == request_id, table.c.generation == generation)
+            .values(seen_generation=generation, seen_snapshot=snapshot)
         )
         with self._db.engine.begin() as connection:
             connection.execute(statement)

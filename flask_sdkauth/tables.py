@@ -73,6 +73,8 @@ def define_tables(metadata: sa.MetaData) -> Tables:
         # of seen_generation through getChannel.
         sa.Column("generation", sa.Integer, nullable=False, default=0),
         sa.Column("seen_generation", sa.Integer, nullable=False, default=0),
+        # Digest of the channel snapshot the client was last given (spec §7.5).
+        sa.Column("seen_snapshot", sa.String(32), nullable=True),
         sa.Column("restarts", sa.Integer, nullable=False, default=0),
         sa.Column("launched_at", UTCDateTime, nullable=True),
         # Keyed hash of the code (or of a codeless channel's confirmation token).

@@ -20,6 +20,7 @@ from .errors import (
     InternalServerErrorException,
     InvalidCodeException,
     IsCodelessChannelException,
+    LongPollingTimeoutException,
     NoAvailableChannelsException,
     PhoneNumberMismatchException,
     ResendChannelException,
@@ -67,6 +68,8 @@ ENDPOINT_OPERATIONS = {
     "check_status_and_complete": "checkStatusAndComplete",
     "complete": "complete",
     "resend": "resend",
+    "wait_for_channel": "getChannelLongPolling",
+    "wait_for_status": "getStatusLongPolling",
     "confirm_page": "confirm",
     "confirm": "confirm",
 }
@@ -146,6 +149,18 @@ def get_channel(requestId: uuid.UUID) -> Any:
     return _engine().get_channel(requestId, authorize=require_widget)
 
 
+@blp.route("/longPolling/<requestId>/channel", methods=["GET"])
+@token_required
+@blp.operation(
+    "getChannelLongPolling", *_SESSION_ERRORS, SessionClosedException, LongPollingTimeoutException
+)
+@blp.arguments(RequestPath, location="path", as_kwargs=True)
+@blp.response(200, GetChannelResponseDto)
+def wait_for_channel(requestId: uuid.UUID) -> Any:
+    """Return the channel once it differs from what this client last saw."""
+    return _engine().wait_for_channel(requestId, authorize=require_widget)
+
+
 @blp.route("/<requestId>/status", methods=["GET"])
 @token_required
 @blp.operation(
@@ -161,6 +176,25 @@ def get_channel(requestId: uuid.UUID) -> Any:
 def get_status(requestId: uuid.UUID, recipient: str) -> Any:
     """Return whether the session is confirmed."""
     success = _engine().get_status(requestId, recipient, authorize=require_widget)
+    return {"success": success}
+
+
+@blp.route("/longPolling/<requestId>/status", methods=["GET"])
+@token_required
+@blp.operation(
+    "getStatusLongPolling",
+    *_SESSION_ERRORS,
+    SessionClosedException,
+    ChannelChangedException,
+    PhoneNumberMismatchException,
+    LongPollingTimeoutException,
+)
+@blp.arguments(RequestPath, location="path", as_kwargs=True)
+@blp.arguments(RecipientQuery, location="query", as_kwargs=True)
+@blp.response(200, GetStatusResponseDto)
+def wait_for_status(requestId: uuid.UUID, recipient: str) -> Any:
+    """Return the status once the session is confirmed, fails or changes channel."""
+    success = _engine().wait_for_status(requestId, recipient, authorize=require_widget)
     return {"success": success}
 
 

@@ -77,7 +77,9 @@ def make_app(database_uri: str, clock: FakeClock, outbox: Outbox) -> Iterator[Ap
     """Build ``(app, sdkauth)`` from a config dict; senders for sms/voice/whatsapp."""
     built: list[tuple[Flask, SQLAlchemy]] = []
 
-    def factory(config: dict[str, Any] | None = None, **options: Any) -> tuple[Flask, SdkAuth]:
+    def factory(
+        config: dict[str, Any] | None = None, *, reset_database: bool = True, **options: Any
+    ) -> tuple[Flask, SdkAuth]:
         app = Flask(__name__)
         app.config.update(
             TESTING=True,
@@ -92,9 +94,10 @@ def make_app(database_uri: str, clock: FakeClock, outbox: Outbox) -> Iterator[Ap
         for channel_type in ("sms", "voice", "whatsapp"):
             sdkauth.add_channel_sender(channel_type, outbox)
         sdkauth.init_app(app)
-        with app.app_context():
-            db.drop_all()
-            db.create_all()
+        if reset_database:
+            with app.app_context():
+                db.drop_all()
+                db.create_all()
         built.append((app, db))
         return app, sdkauth
 
