@@ -71,12 +71,22 @@ def token(widget_ids: tuple[uuid.UUID, ...], expires_in: int | None) -> None:
 )
 @click.option("--inactive", is_flag=True, help="Create the widget inactive.")
 @click.option("--blocked", is_flag=True, help="Create the widget blocked.")
+@click.option(
+    "--region",
+    "regions",
+    multiple=True,
+    help="Only send to numbers of this region (ISO 3166, e.g. RU); repeatable.",
+)
 def create_widget(
-    name: str, channels: tuple[Channel, ...], inactive: bool, blocked: bool
+    name: str,
+    channels: tuple[Channel, ...],
+    inactive: bool,
+    blocked: bool,
+    regions: tuple[str, ...],
 ) -> None:
     """Create a widget called NAME and print its id."""
     widget = _extension().create_widget(
-        name, channels, is_active=not inactive, is_blocked=blocked
+        name, channels, is_active=not inactive, is_blocked=blocked, allowed_regions=regions
     )
     click.echo(str(widget.id))
 

@@ -60,6 +60,35 @@ DEFAULT_CONFIG: Mapping[str, Any] = {
     # operationIds whose routes answer 404, e.g. ["complete", "checkStatusAndComplete"]
     # when only the backend (through the Python API) may complete sessions.
     "SDKAUTH_DISABLED_OPERATIONS": (),
+    # -- Abuse protection (docs/security.rst) ------------------------------------
+    # Rate limits are `limits` strings ("3/minute;10/hour"); None or "" turns one off.
+    # Where the counters live: memory:// (one process) or redis://….
+    "SDKAUTH_RATELIMIT_STORAGE_URL": "memory://",
+    "SDKAUTH_RATELIMIT_SEND_PER_RECIPIENT": "3/minute",
+    "SDKAUTH_RATELIMIT_SEND_PER_IP": "10/minute;50/hour",
+    "SDKAUTH_RATELIMIT_SEND_PER_WIDGET": "600/minute",
+    "SDKAUTH_RATELIMIT_CHECK_CODE_PER_SESSION": "10/minute",
+    "SDKAUTH_RATELIMIT_CHECK_CODE_PER_IP": "60/minute",
+    "SDKAUTH_RATELIMIT_RESEND_PER_SESSION": "5/minute",
+    "SDKAUTH_RATELIMIT_RESEND_PER_IP": "20/minute",
+    # Wrong codes for one phone number, across its sessions.
+    "SDKAUTH_RATELIMIT_FAILED_CODES_PER_RECIPIENT": "10 per 15 minutes",
+    # SMS-pumping caps: sends a day per widget, and per destination calling code
+    # (an int for every code, or a mapping such as {"7": 50000, "*": 2000}).
+    "SDKAUTH_DAILY_SEND_CAP_PER_WIDGET": 10000,
+    "SDKAUTH_DAILY_SEND_CAP_PER_COUNTRY": 2000,
+    # Skip SMS-like channels for numbers that cannot receive SMS (landlines, …).
+    "SDKAUTH_SMS_TO_MOBILE_ONLY": True,
+    # Captcha (spec §8): None, "google" (reCAPTCHA v3), "yandex" or "cloudflare".
+    "SDKAUTH_CAPTCHA_PROVIDER": None,
+    "SDKAUTH_CAPTCHA_SECRET": None,
+    "SDKAUTH_CAPTCHA_MIN_SCORE": 0.5,
+    "SDKAUTH_CAPTCHA_FIRST_FREE_REQUESTS_PER_IP": 0,
+    # Seconds a client IP's send count is remembered for the free requests.
+    "SDKAUTH_CAPTCHA_COUNTER_TTL": 86400,
+    # The provider's verify API; None means the provider's public URL.
+    "SDKAUTH_CAPTCHA_VERIFY_URL": None,
+    "SDKAUTH_CAPTCHA_TIMEOUT": 5,
     # Largest request body accepted, in bytes.
     "SDKAUTH_MAX_BODY_SIZE": 16 * 1024,
     # Used only when SdkAuth creates its own flask-smorest Api.

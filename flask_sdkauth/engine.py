@@ -45,9 +45,10 @@ from .errors import (
     WidgetNotFoundException,
 )
 from .hooks import Hooks
+from .guards import Guards
 from .launch import Launcher
 from .notifier import MemoryNotifier, Notifier, Subscription
-from .phones import InvalidPhoneNumber, to_e164
+from .phones import InvalidPhoneNumber, describe, to_e164
 from .rules import ANSWERS, Operation
 from .states import OPEN_STATES, Event, State
 from .store import SessionRecord, SessionStore, WidgetStore
@@ -115,17 +116,21 @@ class Engine:
         widgets: WidgetStore,
         hooks: Hooks,
         dispatcher: Dispatcher,
+        guards: Guards,
         notifier: Notifier | None = None,
         clock: Clock = utc_now,
     ) -> None:
         self.settings = settings
+        self.guards = guards
         self.notifier: Notifier = notifier or MemoryNotifier()
         self.sessions = sessions
         self.widgets = widgets
         self.hooks = hooks
         self.dispatcher = dispatcher
         self.clock = clock
-        self.launcher = Launcher(settings=settings, sessions=sessions, hooks=hooks, clock=clock)
+        self.launcher = Launcher(
+            settings=settings, sessions=sessions, hooks=hooks, guards=guards, clock=clock
+        )
 
     # -- widgets ---------------------------------------------------------------
 
@@ -140,37 +145,54 @@ class Engine:
             raise WidgetNotFoundException()
         return widget
 
-    def widget_info(self, widget_id: uuid.UUID) -> WidgetInfo:
-        """getWidget: a blocked or inactive widget is reported, not refused (gap 17)."""
+    def widget_info(self, widget_id: uuid.UUID, client_ip: str | None = None) -> WidgetInfo:
+        """getWidget: a blocked or inactive widget is reported, not refused (gap 17),
+        with whether the next send from ``client_ip`` needs a captcha."""
         widget = self.load_widget(widget_id)
         return WidgetInfo(
-            name=widget.name, is_active=widget.is_active, is_blocked=widget.is_blocked
+            name=widget.name,
+            is_active=widget.is_active,
+            is_blocked=widget.is_blocked,
+            captcha_is_required=self.guards.captcha_required(client_ip),
+            captcha_provider=self.guards.captcha_provider,
         )
 
     # -- send ------------------------------------------------------------------
 
     def send(
-        self, widget_id: uuid.UUID, recipient: str, *, client_ip: str | None = None
+        self,
+        widget_id: uuid.UUID,
+        recipient: str,
+        *,
+        client_ip: str | None = None,
+        captcha_token: str | None = None,
     ) -> uuid.UUID:
         """Start a session and launch the widget's first deliverable channel.
 
         :returns: the new session's request id.
+        :raises ValidateError: ``recipient`` is not a valid phone number.
+        :raises RateLimitException: too many sends for this IP, widget or number,
+            or the widget's or the country's daily cap is reached.
+        :raises CaptchaNotConfirmedException: a captcha was required and the
+            token is missing or refused.
         :raises WidgetNotFoundException: no such widget.
         :raises WidgetIsBlockedException: the widget, or the recipient, is blocked.
         :raises ForbiddenException: the widget is inactive (spec gap 17).
-        :raises ValidateError: ``recipient`` is not a valid phone number.
-        :raises NoAvailableChannelsException: no channel could deliver; the session
-            is still stored, with the reason of every failure in its history.
+        :raises NoAvailableChannelsException: the number's region is not allowed,
+            or no channel could deliver; in the second case the session is still
+            stored, with the reason of every failure in its history.
         """
+        recipient = self.normalise_recipient(recipient)
+        self.guards.before_send(widget_id, recipient, client_ip, captcha_token)
         widget = self.load_widget(widget_id)
         if widget.is_blocked:
             raise WidgetIsBlockedException()
         if not widget.is_active:
             raise ForbiddenException()
-        recipient = self.normalise_recipient(recipient)
         blocklist = self.hooks.recipient_in_blocklist_loader
         if blocklist is not None and blocklist(recipient, widget):
             raise WidgetIsBlockedException()
+        self.guards.admit(widget, describe(recipient))
 
         now = self.clock()
         first = widget.channels[0] if widget.channels else None
@@ -311,15 +333,22 @@ class Engine:
 
     @_reports_errors
     def check_code(
-        self, request_id: uuid.UUID, code: str, *, authorize: Authorize | None = None
+        self,
+        request_id: uuid.UUID,
+        code: str,
+        *,
+        authorize: Authorize | None = None,
+        client_ip: str | None = None,
     ) -> bool:
         """Check a code the user typed (checkCode); ``True`` confirms the session."""
+        self.guards.before_check_code(request_id, client_ip)
         session = self._open(request_id, authorize)
         self._settle(Operation.CHECK_CODE, session)
         if session.channel is not None and session.channel["codeType"] == "codeless":
             raise IsCodelessChannelException()
         if session.state is not State.SENT:
             raise InvalidCodeException()  # nothing was sent yet; no attempt is used
+        self.guards.before_code_comparison(session.recipient)
         if self._secret_matches(session, code):
             return self._confirm(session)
         self._wrong_attempt(session)
@@ -339,6 +368,7 @@ class Engine:
             raise InvalidCodeException()
         if session.state is not State.SENT:
             raise InvalidCodeException()
+        self.guards.before_code_comparison(session.recipient)
         if not self._secret_matches(session, token):
             self._wrong_attempt(session)
         expected = session.payload.get("matchNumber")
@@ -357,8 +387,15 @@ class Engine:
         return self._confirm(session)
 
     @_reports_errors
-    def resend(self, request_id: uuid.UUID, *, authorize: Authorize | None = None) -> bool:
+    def resend(
+        self,
+        request_id: uuid.UUID,
+        *,
+        authorize: Authorize | None = None,
+        client_ip: str | None = None,
+    ) -> bool:
         """Relaunch the current channel, or the next one once its restarts are used up."""
+        self.guards.before_resend(request_id, client_ip)
         session = self._open(request_id, authorize)
         self._settle(Operation.RESEND, session)
         if session.channel is None:
@@ -540,7 +577,11 @@ class Engine:
         return True
 
     def _wrong_attempt(self, session: SessionRecord) -> NoReturn:
-        """Use up one attempt and raise; the last one ends the session."""
+        """Use up one attempt and raise; the last one ends the session.
+
+        The failure also counts against the number's cap on wrong codes, which
+        spans all its sessions."""
+        self.guards.code_failed(session.recipient)
         remaining = self.sessions.columns.remaining_attempts
         now = self.clock()
         if self.sessions.apply(

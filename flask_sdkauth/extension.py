@@ -19,6 +19,7 @@ from .config import DEFAULT_CONFIG, Settings
 from .dispatcher import Dispatcher, InlineDispatcher
 from .engine import Clock, Engine, utc_now
 from .errors import SdkAuthError, ValidateError, error_response
+from .guards import Guards
 from .hooks import (
     ChannelSender,
     ClientIpLoader,
@@ -95,6 +96,7 @@ class SdkAuth:
             app.config.setdefault(key, value)
         settings = Settings.from_config(app.config)
         notifier = create_notifier(settings.notifier_url)
+        guards = Guards.from_config(app.config)
         self._engines[app] = Engine(
             settings=settings,
             sessions=SessionStore(self.db, self.tables.session, on_change=notifier.publish),
@@ -102,6 +104,7 @@ class SdkAuth:
             hooks=self.hooks,
             dispatcher=self.dispatcher,
             notifier=notifier,
+            guards=guards,
             clock=self.clock,
         )
         app.extensions["sdkauth"] = self
@@ -217,6 +220,7 @@ class SdkAuth:
         *,
         is_active: bool = True,
         is_blocked: bool = False,
+        allowed_regions: Iterable[str] = (),
         widget_id: uuid.UUID | None = None,
     ) -> Widget:
         """Store a widget in the built-in table (what ``flask sdkauth widget create``
@@ -227,18 +231,32 @@ class SdkAuth:
             channels=tuple(channels),
             is_active=is_active,
             is_blocked=is_blocked,
+            allowed_regions=tuple(allowed_regions),
             created_at=engine.clock(),
             widget_id=widget_id,
         )
 
     def send(
-        self, widget_id: uuid.UUID | str, recipient: str, *, client_ip: str | None = None
+        self,
+        widget_id: uuid.UUID | str,
+        recipient: str,
+        *,
+        client_ip: str | None = None,
+        captcha_token: str | None = None,
     ) -> uuid.UUID:
         """Start a session from Python, as ``POST /`` does (without a token).
 
+        Rate limits per number and widget and the daily caps apply; the per-IP
+        limit and the captcha apply only when ``client_ip`` is given.
+
         :returns: the request id. Raises the same exceptions as the HTTP operation.
         """
-        return self.engine.send(_uuid("widgetId", widget_id), recipient, client_ip=client_ip)
+        return self.engine.send(
+            _uuid("widgetId", widget_id),
+            recipient,
+            client_ip=client_ip,
+            captcha_token=captcha_token,
+        )
 
 
     def check_status_and_complete(self, request_id: uuid.UUID | str, recipient: str) -> bool:

@@ -14,8 +14,10 @@ from .clock import Clock
 from .codes import generate_code, hash_code
 from .config import Settings
 from .dispatcher import LaunchJob
+from .guards import Guards
 from .hooks import Hooks
 from .message import Message
+from .phones import describe
 from .states import Event
 from .store import SessionRecord, SessionStore
 from .widgets import Channel, Widget
@@ -32,11 +34,18 @@ class Launcher:
     """Runs launch jobs: the part of the engine that talks to channel senders."""
 
     def __init__(
-        self, *, settings: Settings, sessions: SessionStore, hooks: Hooks, clock: Clock
+        self,
+        *,
+        settings: Settings,
+        sessions: SessionStore,
+        hooks: Hooks,
+        guards: Guards,
+        clock: Clock,
     ) -> None:
         self.settings = settings
         self.sessions = sessions
         self.hooks = hooks
+        self.guards = guards
         self.clock = clock
 
     def launch(
@@ -44,7 +53,8 @@ class Launcher:
     ) -> SessionRecord | None:
         """Try the widget's channels by priority from ``job.channel_index``.
 
-        A channel without a registered sender is skipped; a sender that raises
+        A channel without a registered sender, or one the number cannot receive
+        (an SMS-like channel for a landline), is skipped; a sender that raises
         counts as a failed channel and the next one is tried. The first channel
         that accepts the message moves the session to SENT; none moves it to
         NO_CHANNELS. Either way the history records every channel tried.
@@ -55,6 +65,7 @@ class Launcher:
         channels = widget.channels if widget is not None else ()
         generation = session.generation  # assigned when the session entered PENDING
         history = list(session.history)
+        phone = describe(session.recipient)
         for index in range(job.channel_index, len(channels)):
             channel = channels[index]
             now = self.clock()
@@ -63,6 +74,10 @@ class Launcher:
                 history.append(_attempt(index, channel, now, "skipped", "no sender"))
                 continue
             assert widget is not None
+            if not self.guards.allows_channel(channel.type, phone, widget.id):
+                reason = f"number type {phone.number_type}"
+                history.append(_attempt(index, channel, now, "refused", reason))
+                continue
             secret, message, payload = self._message(session, widget, channel, now)
             try:
                 sender(message)

@@ -1,10 +1,12 @@
-"""Phone numbers: parsing and normalising to E.164 with ``phonenumbers``."""
+"""Phone numbers: parsing, normalising to E.164 and describing, with ``phonenumbers``."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import phonenumbers
 
-__all__ = ["InvalidPhoneNumber", "to_e164"]
+__all__ = ["InvalidPhoneNumber", "PhoneInfo", "describe", "to_e164"]
 
 
 class InvalidPhoneNumber(ValueError):
@@ -27,3 +29,40 @@ def to_e164(text: str, region: str | None = None) -> str:
     if not phonenumbers.is_valid_number(number):
         raise InvalidPhoneNumber("Not a valid phone number.")
     return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
+
+
+@dataclass(frozen=True)
+class PhoneInfo:
+    """What the protections need to know of an E.164 number."""
+
+    region: str | None
+    country_code: int
+    number_type: str
+    can_receive_sms: bool
+
+
+# Types that may be mobiles; every other type (fixed line, premium rate, toll free,
+# shared cost, VoIP, pager, …) cannot receive an SMS or is a pumping target.
+_SMS_TYPES = frozenset(
+    {
+        phonenumbers.PhoneNumberType.MOBILE,
+        phonenumbers.PhoneNumberType.FIXED_LINE_OR_MOBILE,
+    }
+)
+_TYPE_NAMES = {
+    value: name
+    for name, value in vars(phonenumbers.PhoneNumberType).items()
+    if name.isupper()
+}
+
+
+def describe(e164: str) -> PhoneInfo:
+    """Region, calling code and number type of a number :func:`to_e164` returned."""
+    number = phonenumbers.parse(e164)
+    number_type = phonenumbers.number_type(number)
+    return PhoneInfo(
+        region=phonenumbers.region_code_for_number(number),
+        country_code=number.country_code,
+        number_type=_TYPE_NAMES.get(number_type, "UNKNOWN"),
+        can_receive_sms=number_type in _SMS_TYPES,
+    )

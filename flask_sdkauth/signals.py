@@ -1,7 +1,7 @@
 """Blinker signals sent by the engine after its writes are committed.
 
-The sender is the Flask app; keyword arguments always carry ``request_id``, and each
-signal's comment lists the others (``error`` is the contract exception being raised).
+The sender is the Flask app; keyword arguments carry ``request_id`` (all but
+``send_refused``), and each signal's comment lists the others (``error`` is the contract exception being raised).
 Subscribe with ``signal.connect(receiver, app)``.
 """
 
@@ -14,6 +14,7 @@ __all__ = [
     "channel_changed",
     "message_sent",
     "resend_channel",
+    "send_refused",
     "session_created",
     "success_confirmation",
 ]
@@ -33,3 +34,7 @@ success_confirmation = _signals.signal("success-confirmation")
 #: An operation on a session raised any contract error, including the two above.
 #: Kwargs: ``request_id``, ``error``.
 auth_error = _signals.signal("error")
+#: A protection refused a send (or skipped a channel). Kwargs: ``reason``
+#: (``rate_limit``, ``captcha``, ``region``, ``daily_cap`` or ``number_type``),
+#: ``widget_id``; no ``request_id`` (there may be no session).
+send_refused = _signals.signal("send-refused")

@@ -181,6 +181,7 @@ class WidgetStore:
         channels: Sequence[Channel],
         is_active: bool = True,
         is_blocked: bool = False,
+        allowed_regions: Sequence[str] = (),
         created_at: datetime,
         widget_id: uuid.UUID | None = None,
     ) -> Widget:
@@ -190,6 +191,7 @@ class WidgetStore:
             channels=tuple(channels),
             is_active=is_active,
             is_blocked=is_blocked,
+            allowed_regions=frozenset(allowed_regions),
         )
         with self._db.engine.begin() as connection:
             connection.execute(
@@ -199,6 +201,7 @@ class WidgetStore:
                     is_active=widget.is_active,
                     is_blocked=widget.is_blocked,
                     channels=[channel.to_dict() for channel in widget.channels],
+                    allowed_regions=sorted(widget.allowed_regions),
                     created_at=created_at,
                 )
             )
@@ -220,4 +223,5 @@ def _widget_from_row(row: sa.Row[Any]) -> Widget:
         is_active=row.is_active,
         is_blocked=row.is_blocked,
         channels=tuple(Channel.from_dict(data) for data in row.channels),
+        allowed_regions=frozenset(row.allowed_regions),
     )

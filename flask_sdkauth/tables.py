@@ -54,6 +54,8 @@ def define_tables(metadata: sa.MetaData) -> Tables:
         sa.Column("is_blocked", sa.Boolean, nullable=False, default=False),
         # Channels in priority order, each as Channel.to_dict().
         sa.Column("channels", sa.JSON, nullable=False),
+        # ISO 3166 region codes the widget may send to; empty for all.
+        sa.Column("allowed_regions", sa.JSON, nullable=False, default=list),
         sa.Column("created_at", UTCDateTime, nullable=False),
     )
     session = sa.Table(

@@ -113,7 +113,12 @@ def _internal_error(error: InternalServerError) -> Any:
 def send(body: dict[str, Any]) -> dict[str, Any]:
     """Start an authentication session for a phone number."""
     require_widget(body["widgetId"])
-    request_id = _engine().send(body["widgetId"], body["recipient"], client_ip=_client_ip())
+    request_id = _engine().send(
+        body["widgetId"],
+        body["recipient"],
+        client_ip=_client_ip(),
+        captcha_token=body["captchaToken"],
+    )
     return {"requestId": request_id}
 
 
@@ -125,7 +130,7 @@ def send(body: dict[str, Any]) -> dict[str, Any]:
 def get_widget(widgetId: uuid.UUID) -> Any:
     """Return the widget's configuration and whether a captcha is required."""
     require_widget(widgetId)
-    return _engine().widget_info(widgetId)
+    return _engine().widget_info(widgetId, client_ip=_client_ip())
 
 
 # Errors every stateful session operation can answer (spec §7.3).
@@ -213,7 +218,10 @@ def wait_for_status(requestId: uuid.UUID, recipient: str) -> Any:
 @blp.response(201, GetStatusResponseDto)
 def check_code(requestId: uuid.UUID, code: str) -> Any:
     """Check the code the user typed."""
-    return {"success": _engine().check_code(requestId, code, authorize=require_widget)}
+    success = _engine().check_code(
+        requestId, code, authorize=require_widget, client_ip=_client_ip()
+    )
+    return {"success": success}
 
 
 @blp.route("/<requestId>/checkStatusAndComplete", methods=["POST"])
@@ -253,4 +261,5 @@ def complete(requestId: uuid.UUID) -> Any:
 @blp.response(201, GetStatusResponseDto)
 def resend(requestId: uuid.UUID) -> Any:
     """Restart the current channel, or start the next one."""
-    return {"success": _engine().resend(requestId, authorize=require_widget)}
+    success = _engine().resend(requestId, authorize=require_widget, client_ip=_client_ip())
+    return {"success": success}

@@ -182,19 +182,28 @@ class Channel:
 
 @dataclass(frozen=True)
 class Widget:
-    """A configuration profile: a name, two flags and channels in priority order."""
+    """A configuration profile: a name, two flags and channels in priority order.
+
+    ``allowed_regions`` (ISO 3166 codes such as ``"RU"``) limits the numbers the
+    widget sends to; empty allows every region.
+    """
 
     id: uuid.UUID
     name: str
     channels: tuple[Channel, ...] = field(default=())
     is_active: bool = True
     is_blocked: bool = False
+    allowed_regions: frozenset[str] = field(default=frozenset())
 
     def __post_init__(self) -> None:
         if not isinstance(self.id, uuid.UUID):
             object.__setattr__(self, "id", uuid.UUID(str(self.id)))
         channels: Iterable[Any] = self.channels
         object.__setattr__(self, "channels", tuple(channels))
+        if isinstance(self.allowed_regions, str):
+            raise TypeError("Widget.allowed_regions must be a collection of region codes")
+        regions = frozenset(str(region).upper() for region in self.allowed_regions)
+        object.__setattr__(self, "allowed_regions", regions)
         for channel in self.channels:
             if not isinstance(channel, Channel):
                 raise TypeError("Widget.channels must hold Channel objects")
