@@ -85,4 +85,10 @@ def config_from_env() -> dict[str, Any]:
 
 
 def create_app() -> Flask:
-    return build(config_from_env())[0]
+    app, _, sdkauth = build(config_from_env())
+    with app.app_context():
+        notifier = sdkauth.engine.notifier
+        # With Redis, be listening before the first long poll arrives.
+        if hasattr(notifier, "wait_until_subscribed") and not notifier.wait_until_subscribed(10):
+            raise RuntimeError("could not subscribe to Redis")
+    return app

@@ -66,7 +66,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                         help="comma-separated: sqlite, postgresql (default: both)")
     parser.add_argument("--postgres-url", default=DEFAULT_POSTGRES_URL,
                         help="PostgreSQL database to use (default: %(default)s)")
-    parser.add_argument("--requests", type=int, default=2000,
+    parser.add_argument("--requests", type=int, default=1500,
                         help="measured requests per operation, app and round "
                              "(default: %(default)s)")
     parser.add_argument("--warmup", type=int, default=200,

@@ -15,6 +15,7 @@ from .confirm_page import register_confirm_page
 from .engine import Engine
 from .errors import (
     AttemptsExpiredException,
+    CaptchaNotConfirmedException,
     ChannelChangedException,
     ForbiddenException,
     InternalServerErrorException,
@@ -23,6 +24,7 @@ from .errors import (
     LongPollingTimeoutException,
     NoAvailableChannelsException,
     PhoneNumberMismatchException,
+    RateLimitException,
     ResendChannelException,
     RestartCooldownActiveException,
     SessionAlreadyConfirmedException,
@@ -102,6 +104,8 @@ def _internal_error(error: InternalServerError) -> Any:
 @token_required
 @blp.operation(
     "send",
+    RateLimitException,
+    CaptchaNotConfirmedException,
     NoAvailableChannelsException,
     ValidateError,
     WidgetIsBlockedException,
@@ -208,6 +212,7 @@ def wait_for_status(requestId: uuid.UUID, recipient: str) -> Any:
 @blp.operation(
     "checkCode",
     *_SESSION_ERRORS,
+    RateLimitException,
     SessionClosedException,
     InvalidCodeException,
     IsCodelessChannelException,
@@ -253,6 +258,7 @@ def complete(requestId: uuid.UUID) -> Any:
 @blp.operation(
     "resend",
     *_SESSION_ERRORS,
+    RateLimitException,
     SessionClosedException,
     RestartCooldownActiveException,
     SessionAlreadyConfirmedException,

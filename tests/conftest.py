@@ -63,6 +63,14 @@ def database_uri(request: pytest.FixtureRequest) -> str:
 
 
 @pytest.fixture
+def shared_database_uri(database_uri: str, tmp_path: Any) -> str:
+    """A database several apps and threads really share (a file for SQLite)."""
+    if database_uri.startswith("sqlite"):
+        return f"sqlite:///{tmp_path / 'shared.db'}"
+    return database_uri
+
+
+@pytest.fixture
 def clock() -> FakeClock:
     return FakeClock()
 

@@ -18,7 +18,7 @@ CALLERS = 24
 
 
 @pytest.fixture
-def shared_app(make_app, database_uri, tmp_path):
+def shared_app(make_app, shared_database_uri):
     """An app whose database really is shared between threads (a file for SQLite).
 
     The per-session limits and the cap on wrong codes per number are off: these
@@ -28,9 +28,8 @@ def shared_app(make_app, database_uri, tmp_path):
         "SDKAUTH_RATELIMIT_CHECK_CODE_PER_SESSION": None,
         "SDKAUTH_RATELIMIT_RESEND_PER_SESSION": None,
         "SDKAUTH_RATELIMIT_FAILED_CODES_PER_RECIPIENT": None,
+        "SQLALCHEMY_DATABASE_URI": shared_database_uri,
     }
-    if database_uri.startswith("sqlite"):
-        config["SQLALCHEMY_DATABASE_URI"] = f"sqlite:///{tmp_path / 'race.db'}"
     return make_app(config)
 
 

@@ -31,7 +31,7 @@ def notifier_url(request):
 
 
 @pytest.fixture
-def polling(make_app, notifier_url, database_uri, tmp_path):
+def polling(make_app, notifier_url, shared_database_uri):
     """``(app, sdkauth, api, widget)`` with long polls woken only by notifications."""
 
     def build(**config):
@@ -39,10 +39,9 @@ def polling(make_app, notifier_url, database_uri, tmp_path):
             "SDKAUTH_NOTIFIER_URL": notifier_url,
             "SDKAUTH_LONG_POLLING_TIMEOUT": 10,
             "SDKAUTH_LONG_POLLING_INTERVAL": 60,
+            "SQLALCHEMY_DATABASE_URI": shared_database_uri,  # threads share it
             **config,
         }
-        if database_uri.startswith("sqlite"):  # threads must share one database
-            settings["SQLALCHEMY_DATABASE_URI"] = f"sqlite:///{tmp_path / 'lp.db'}"
         app, sdkauth = make_app(settings)
         with app.app_context():
             widget = sdkauth.create_widget("W", [Channel("sms"), Channel("voice")])
@@ -215,12 +214,11 @@ def test_many_waiters_on_one_session_all_wake(polling, outbox):
     assert set(statuses) <= {200, 408}
 
 
-def test_a_lost_notification_costs_one_poll_interval(make_app, tmp_path, outbox):
+def test_a_lost_notification_costs_one_poll_interval(make_app, shared_database_uri, outbox):
     """Two workers with in-process notifiers share a database: the waiter on one
     is not told of a change made on the other, and finds it by re-reading."""
-    database = f"sqlite:///{tmp_path / 'shared.db'}"
     config = {
-        "SQLALCHEMY_DATABASE_URI": database,
+        "SQLALCHEMY_DATABASE_URI": shared_database_uri,
         "SDKAUTH_LONG_POLLING_TIMEOUT": 10,
         "SDKAUTH_LONG_POLLING_INTERVAL": 0.2,
     }

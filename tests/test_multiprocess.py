@@ -48,10 +48,8 @@ def _request(method, url, token, body=None, timeout=15):
 
 
 @pytest.fixture
-def servers(make_app, database_uri, tmp_path):
-    database = database_uri
-    if database.startswith("sqlite"):
-        database = f"sqlite:///{tmp_path / 'shared.db'}"
+def servers(make_app, shared_database_uri, tmp_path):
+    database = shared_database_uri
     app, sdkauth = make_app({"SQLALCHEMY_DATABASE_URI": database})
     with app.app_context():
         widget = sdkauth.create_widget("W", [Channel("sms")])
