@@ -8,8 +8,9 @@ and operation it prints:
 - wall and CPU milliseconds per request, measured without the profiler;
 - the database round trips per request (statements, commits, rollbacks, counted
   with SQLAlchemy events);
-- with cProfile: the self time grouped by library, and the ``--top`` functions by
-  self time (flask-sdkauth's only).
+- with cProfile: the self time per request grouped by library, ours next to the
+  minimal handler's, then flask-sdkauth's ``--top`` functions by cumulative time
+  and the ``--top`` functions of any library by self time.
 
 cProfile slows Python code more than C code, so its shares are a guide to where
 the time goes, not a measurement of it; the per-request times above come from the
@@ -93,6 +94,14 @@ def area_of(filename: str) -> str:
     if filename.startswith("~") or filename.startswith("<"):
         return "built-ins (C functions)"
     return "other Python"
+
+
+def self_time_by_area(stats: pstats.Stats, requests: int) -> dict[str, float]:
+    """Milliseconds of self time per request, by library."""
+    by_area: dict[str, float] = defaultdict(float)
+    for (filename, _, _), (_, _, tottime, _, _) in stats.stats.items():  # type: ignore[attr-defined]
+        by_area[area_of(filename)] += tottime * 1000 / requests
+    return dict(by_area)
 
 
 def environ(method: str, path: str, token: str, body: Any) -> dict[str, Any]:
@@ -189,23 +198,36 @@ def main(argv: list[str] | None = None) -> int:
                 sorted(timing_rows, key=lambda row: (row[0] != "send", row[1] != "ours")))
     print_table(["operation", "app", "database round trips per request"],
                 sorted(trip_rows, key=lambda row: (row[0] != "send", row[1] != "ours")))
-    for app_name, operation, stats in reports:
-        print(f"== {operation}, {app_name}: self time by library (cProfile)")
-        by_area: dict[str, float] = defaultdict(float)
-        total = 0.0
-        for (filename, _, _), (_, _, tottime, _, _) in stats.stats.items():  # type: ignore[attr-defined]
-            by_area[area_of(filename)] += tottime
-            total += tottime
-        print_table(["library", "share"],
-                    [[area, f"{seconds / total * 100:.0f}%"]
-                     for area, seconds in sorted(by_area.items(), key=lambda item: -item[1])])
-        if app_name == "ours":
-            print(f"== {operation}, ours: top flask-sdkauth functions by cumulative time")
+    by_key = {(app_name, operation): stats for app_name, operation, stats in reports}
+    for operation in ("send", "checkCode"):
+        per_app = {app_name: self_time_by_area(by_key[(app_name, operation)], args.requests)
+                   for app_name in apps}
+        areas = sorted(set().union(*per_app.values()), key=lambda a: -per_app["ours"].get(a, 0))
+        print(f"== {operation}: self time by library, ms per request under cProfile")
+        print_table(
+            ["library", "ours", "minimal", "difference"],
+            [[area, f"{per_app['ours'].get(area, 0):.2f}",
+              f"{per_app['minimal'].get(area, 0):.2f}",
+              f"{per_app['ours'].get(area, 0) - per_app['minimal'].get(area, 0):+.2f}"]
+             for area in areas]
+            + [["total", f"{sum(per_app['ours'].values()):.2f}",
+                f"{sum(per_app['minimal'].values()):.2f}",
+                f"{sum(per_app['ours'].values()) - sum(per_app['minimal'].values()):+.2f}"]],
+        )
+        stats = by_key[("ours", operation)]
+        for order, title in (("cumulative", "cumulative time, flask-sdkauth functions"),
+                             ("tottime", "self time, all functions")):
+            print(f"== {operation}, ours: top {args.top} by {title}")
             out = io.StringIO()
             stats.stream = out  # type: ignore[attr-defined]
-            stats.sort_stats("cumulative").print_stats("flask_sdkauth", args.top)
-            print("\n".join(line for line in out.getvalue().splitlines()
-                            if "flask_sdkauth" in line or "ncalls" in line))
+            stats.sort_stats(order)
+            if order == "cumulative":
+                stats.print_stats("flask_sdkauth", args.top)
+            else:
+                stats.print_stats(args.top)
+            lines = out.getvalue().splitlines()
+            header = next(i for i, line in enumerate(lines) if "ncalls" in line)
+            print("\n".join(line for line in lines[header:] if line.strip()))
             print()
     workdir.cleanup()
     return 0

@@ -1,11 +1,21 @@
 """A host app that uses flask-sdkauth the way an integrator would.
 
-Run it with ``make run`` (or ``flask --app example_app run``). It keeps a SQLite
-database in its instance folder (``DATABASE_URL`` overrides it), creates a demo
-widget on first start and prints its id, and "delivers" codes by logging them.
-Get a token for the demo widget with ``flask --app example_app sdkauth token <ID>``.
-The API's OpenAPI document is served at ``/docs/openapi.json``, Swagger UI at
-``/docs/swagger``.
+Run it with ``make run`` (or ``flask --app example_app run``) and open
+http://127.0.0.1:5000: the home page embeds the browser widget. The app keeps a
+SQLite database in its instance folder (``DATABASE_URL`` overrides it), creates two
+demo widgets on first start (codes by SMS then voice; and a codeless push at
+``/?demo=codeless``) and "delivers" codes by logging them. ``/formSubmit`` is the
+host's own final step: it trusts the user only after
+``sdkauth.check_status_and_complete``.
+
+For trying the API by hand: ``flask --app example_app sdkauth token <WIDGET_ID>``
+prints a token, ``/info`` lists the demo widget ids, ``/docs/swagger`` shows the
+OpenAPI document.
+
+Development settings (``FLASK_``-prefixed environment variables work too):
+``DEV_FAILING_CHANNELS`` (a list of channel types whose dev sender fails, to see
+the fallback) and ``DEMO_CHANNEL_SETTINGS`` (channel settings for the demo widgets,
+applied when they are first created).
 """
 
 from __future__ import annotations
@@ -14,13 +24,14 @@ import logging
 import os
 import secrets
 from pathlib import Path
+from typing import Any
 
-from flask import Flask, request, url_for
+from flask import Flask, current_app, redirect, render_template, request, session, url_for
 from flask_jwt_extended import JWTManager
 from flask_smorest import Api
 from flask_sqlalchemy import SQLAlchemy
 
-from flask_sdkauth import CHANNEL_TYPES, Channel, Message, SdkAuth
+from flask_sdkauth import CHANNEL_TYPES, Channel, Message, SdkAuth, Widget
 
 logger = logging.getLogger("example_app")
 
@@ -29,11 +40,20 @@ jwt = JWTManager()
 api = Api()
 sdkauth = SdkAuth(db=db, api=api)
 
-DEMO_WIDGET_NAME = "Demo widget"
+DEMO_WIDGETS = {
+    "code": ("Demo widget", ("sms", "voice")),
+    "codeless": ("Codeless demo", ("sim_push",)),
+}
+
+
+class GatewayDown(RuntimeError):
+    """What the development sender raises for the channels in DEV_FAILING_CHANNELS."""
 
 
 def log_message(message: Message) -> None:
     """Development sender: writes the code (or the confirmation link) to the log."""
+    if message.channel in current_app.config["DEV_FAILING_CHANNELS"]:
+        raise GatewayDown(f"the {message.channel} gateway is down (DEV_FAILING_CHANNELS)")
     text = message.text
     if message.confirmation_token is not None:
         text += f" — open {sdkauth.confirmation_url(message)}"
@@ -50,7 +70,7 @@ for channel_type in sorted(CHANNEL_TYPES):
     sdkauth.add_channel_sender(channel_type, log_message)
 
 
-def create_app(config: dict | None = None, instance_path: str | None = None) -> Flask:
+def create_app(config: dict[str, Any] | None = None, instance_path: str | None = None) -> Flask:
     app = Flask(__name__, instance_path=instance_path)
     Path(app.instance_path).mkdir(parents=True, exist_ok=True)
     app.config.update(
@@ -64,6 +84,10 @@ def create_app(config: dict | None = None, instance_path: str | None = None) -> 
         OPENAPI_URL_PREFIX="/docs",
         OPENAPI_SWAGGER_UI_PATH="/swagger",
         OPENAPI_SWAGGER_UI_URL="https://cdn.jsdelivr.net/npm/swagger-ui-dist/",
+        # Only the backend (below) completes sessions, never the browser.
+        SDKAUTH_DISABLED_OPERATIONS=["complete", "checkStatusAndComplete"],
+        DEV_FAILING_CHANNELS=[],
+        DEMO_CHANNEL_SETTINGS={},
     )
     app.config.from_prefixed_env()
     app.config.update(config or {})
@@ -76,29 +100,48 @@ def create_app(config: dict | None = None, instance_path: str | None = None) -> 
 
     with app.app_context():
         db.create_all()
-        widget = _demo_widget()
+        widgets = {demo: _demo_widget(demo) for demo in DEMO_WIDGETS}
     logger.warning(
-        "Demo widget id: %s — get a token with: flask --app example_app sdkauth token %s",
-        widget.id,
-        widget.id,
+        "Demo widget id: %s — open http://127.0.0.1:5000, or get a token with: "
+        "flask --app example_app sdkauth token %s",
+        widgets["code"].id,
+        widgets["code"].id,
     )
 
+    @app.get("/")
+    def home() -> str:
+        widget = widgets.get(request.args.get("demo", "code"), widgets["code"])
+        token = sdkauth.create_token([widget.id], expires_in=900)
+        return render_template(
+            "home.html", widget=widget, token=token, phone=session.get("phone")
+        )
+
+    @app.get("/widgetToken")
+    def widget_token() -> dict[str, str]:
+        """For pages that pass token_url= to the widget instead of a token."""
+        return {"token": sdkauth.create_token([w.id for w in widgets.values()], expires_in=900)}
+
     @app.post("/formSubmit")
-    def form_submit() -> tuple[dict, int]:
+    def form_submit() -> tuple[dict[str, Any], int]:
         """The host's own final step: trust only the server-side check."""
         data = request.get_json(silent=True) or {}
-        signed_in = sdkauth.check_status_and_complete(
-            str(data.get("requestId", "")), str(data.get("recipient", ""))
-        )
+        recipient = str(data.get("recipient", ""))
+        signed_in = sdkauth.check_status_and_complete(str(data.get("requestId", "")), recipient)
+        if signed_in:
+            session["phone"] = sdkauth.engine.normalise_recipient(recipient)
         return {"signedIn": signed_in}, 200 if signed_in else 400
 
-    @app.get("/")
-    def home() -> dict:
+    @app.post("/signOut")
+    def sign_out() -> Any:
+        session.pop("phone", None)
+        return redirect(url_for("home"))
+
+    @app.get("/info")
+    def info() -> dict[str, Any]:
         return {
-            "demoWidgetId": str(widget.id),
-            "send": "POST / with {widgetId, recipient} and Authorization: Bearer <token>",
-            "formSubmit": "POST /formSubmit with {requestId, recipient} once confirmed",
-            "token": f"flask --app example_app sdkauth token {widget.id}",
+            "demoWidgetId": str(widgets["code"].id),
+            "codelessWidgetId": str(widgets["codeless"].id),
+            "token": f"flask --app example_app sdkauth token {widgets['code'].id}",
             "openapi": url_for("api-docs.openapi_json"),
             "swaggerUi": url_for("api-docs.openapi_swagger_ui"),
         }
@@ -106,11 +149,14 @@ def create_app(config: dict | None = None, instance_path: str | None = None) -> 
     return app
 
 
-def _demo_widget():
+def _demo_widget(demo: str) -> Widget:
+    name, channel_types = DEMO_WIDGETS[demo]
     for widget in sdkauth.engine.widgets.all():
-        if widget.name == DEMO_WIDGET_NAME:
+        if widget.name == name:
             return widget
-    return sdkauth.create_widget(DEMO_WIDGET_NAME, [Channel("sms"), Channel("voice")])
+    settings = current_app.config["DEMO_CHANNEL_SETTINGS"] or None
+    channels = [Channel(channel_type, settings=settings) for channel_type in channel_types]
+    return sdkauth.create_widget(name, channels)
 
 
 def _instance_secret(instance_path: str) -> str:

@@ -82,6 +82,8 @@ DEFAULT_CONFIG: Mapping[str, Any] = {
     # Captcha (spec §8): None, "google" (reCAPTCHA v3), "yandex" or "cloudflare".
     "SDKAUTH_CAPTCHA_PROVIDER": None,
     "SDKAUTH_CAPTCHA_SECRET": None,
+    # The provider's public site key, handed to the browser widget.
+    "SDKAUTH_CAPTCHA_SITE_KEY": None,
     "SDKAUTH_CAPTCHA_MIN_SCORE": 0.5,
     "SDKAUTH_CAPTCHA_FIRST_FREE_REQUESTS_PER_IP": 0,
     # Seconds a client IP's send count is remembered for the free requests.
@@ -117,6 +119,7 @@ class Settings:
     long_polling_timeout: float
     long_polling_interval: float
     notifier_url: str
+    captcha_site_key: str | None
 
     @classmethod
     def from_config(cls, config: Mapping[str, Any]) -> Settings:
@@ -164,6 +167,7 @@ class Settings:
             long_polling_timeout=float(config["SDKAUTH_LONG_POLLING_TIMEOUT"]),
             long_polling_interval=float(config["SDKAUTH_LONG_POLLING_INTERVAL"]),
             notifier_url=str(config["SDKAUTH_NOTIFIER_URL"]),
+            captcha_site_key=config["SDKAUTH_CAPTCHA_SITE_KEY"],
         )
 
 

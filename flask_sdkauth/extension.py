@@ -31,6 +31,7 @@ from .message import Message
 from .notifier import create_notifier
 from .store import SessionStore, WidgetStore
 from .tables import define_tables
+from .templating import WidgetTemplates
 from .views import blp
 from .widgets import CHANNEL_TYPES, Channel, Widget
 
@@ -110,6 +111,7 @@ class SdkAuth:
         app.extensions["sdkauth"] = self
         app.register_error_handler(SdkAuthError, error_response)
         app.cli.add_command(sdkauth_cli)
+        app.jinja_env.globals.setdefault("sdkauth", WidgetTemplates())
         self._register_routes(app, settings.url_prefix)
 
     def _register_routes(self, app: Flask, url_prefix: str) -> None:

@@ -55,6 +55,8 @@ blp = SdkAuthBlueprint(
     "sdkauth",
     __name__,
     description="Phone authentication sessions for the SDK widget.",
+    static_folder="static",
+    static_url_path="/sdkauth-static",
 )
 
 

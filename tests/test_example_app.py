@@ -17,15 +17,15 @@ def example(tmp_path):
 
 def test_demo_widget_is_created_once_and_printed(tmp_path, caplog):
     with caplog.at_level(logging.WARNING, logger="example_app"):
-        first = create_app(instance_path=str(tmp_path)).test_client().get("/").json
-        second = create_app(instance_path=str(tmp_path)).test_client().get("/").json
+        first = create_app(instance_path=str(tmp_path)).test_client().get("/info").json
+        second = create_app(instance_path=str(tmp_path)).test_client().get("/info").json
     assert first["demoWidgetId"] == second["demoWidgetId"]
     assert f"Demo widget id: {first['demoWidgetId']}" in caplog.text
     assert (tmp_path / "example.db").exists()
 
 
 def test_walk_through_with_the_token_command(example, caplog):
-    widget_id = example.test_client().get("/").json["demoWidgetId"]
+    widget_id = example.test_client().get("/info").json["demoWidgetId"]
     result = example.test_cli_runner().invoke(args=["sdkauth", "token", widget_id])
     assert result.exit_code == 0, result.output
     token = result.output.strip().splitlines()[-1]
@@ -56,7 +56,7 @@ def test_database_url_overrides_sqlite(tmp_path, monkeypatch):
 
 def test_whole_flow_with_curl_like_calls(example, caplog):
     client = example.test_client()
-    widget_id = client.get("/").json["demoWidgetId"]
+    widget_id = client.get("/info").json["demoWidgetId"]
     token = example.test_cli_runner().invoke(args=["sdkauth", "token", widget_id]).output.split()[-1]
     headers = {"Authorization": f"Bearer {token}"}
     with caplog.at_level(logging.WARNING, logger="example_app"):
