@@ -134,6 +134,7 @@ def _request_code(page: Page, url: str) -> None:
 
 
 def _enter(page: Page, code: str) -> None:
+    expect(page.get_by_role("button", name="Подтвердить")).to_be_enabled()
     page.get_by_label("Код из сообщения").fill(code)
     page.get_by_label("Код из сообщения").press("Enter")  # keyboard only
 
@@ -174,13 +175,13 @@ def test_fallback_to_the_second_channel(example, page):
 
 
 def test_resend_after_the_cooldown(example, page):
-    url, log = example({"DEMO_CHANNEL_SETTINGS": {"restartCooldown": 2}})
+    url, log = example({"DEMO_CHANNEL_SETTINGS": {"restartCooldown": 3}})
     _request_code(page, url)
     first = log.last_code()
     resend = page.locator("button.sdkauth-resend")
     expect(resend).to_be_disabled()
     expect(resend).to_contain_text("Повторная отправка через")
-    expect(resend).to_be_enabled(timeout=5_000)
+    expect(resend).to_be_enabled(timeout=8_000)
     resend.click()
     expect(page.get_by_text("Код отправлен ещё раз.")).to_be_visible()
     assert len(log.messages("sms")) == 2
@@ -196,8 +197,9 @@ def test_attempts_exhausted(example, page):
     url, log = example()
     _request_code(page, url)
     wrong = str((int(log.last_code()) + 1) % 10**6).zfill(6)
-    for _ in range(2):
+    for left in (2, 1):
         _enter(page, wrong)
+        expect(page.get_by_text(f"Осталось попыток: {left}.")).to_be_visible()
         expect(page.get_by_role("alert")).to_have_text("Неверный код.")
     _enter(page, wrong)
     expect(page.get_by_role("alert")).to_have_text(

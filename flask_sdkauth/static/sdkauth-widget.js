@@ -204,6 +204,7 @@
     }
     form.addEventListener("submit", function (event) {
       event.preventDefault();
+      if (button.disabled) return;  // a send is already on its way
       button.disabled = true;
       self.send(input.value.trim()).then(function () { button.disabled = false; });
     });
@@ -349,6 +350,7 @@
     ]);
     form.addEventListener("submit", function (event) {
       event.preventDefault();
+      if (check.disabled) return;  // a check is already on its way
       check.disabled = true;
       self.checkCode(session, input.value.trim()).then(function () {
         check.disabled = false;
