@@ -1,22 +1,23 @@
 """checkCode cost as the session table grows (PostgreSQL).
 
-The script measures in-process, through ``sdkauth.engine.check_code`` (the engine
-call the checkCode route makes, without HTTP and without the token check), so
-that only the database work and the engine's own code are timed:
+Two copies of the extension's tables live side by side in two schemas of the
+benchmark database, ``sdkauth_bench_small`` and ``sdkauth_bench_large``. The script
+fills them with old sessions (``INSERT ... SELECT ... generate_series``: final
+states, spread over the last 7 days) up to ``--small`` and ``--large`` rows, runs
+``VACUUM ANALYZE`` and ``CHECKPOINT`` on them, then measures both **alternately**,
+``--rounds`` times, so that a slow phase of the machine hits both sizes alike.
+Each round creates ``--checks / --rounds`` live sessions in each schema with
+``sdkauth.send`` (their latency is reported too) and times one right-code checkCode
+on each.
 
-1. empties ``sdkauth_session``, fills it up to ``--small`` rows, then creates
-   ``--checks`` live sessions with ``sdkauth.send`` (their latency is reported too)
-   and times one right-code checkCode on each, after a short warm-up;
-2. bulk-inserts rows (``INSERT ... SELECT ... generate_series``: old sessions in
-   final states, spread over the last 7 days) up to ``--large`` rows, runs
-   ``VACUUM ANALYZE`` and ``CHECKPOINT`` (so that writing the new rows out does not
-   land in the measurement), and measures again on new live sessions;
-3. prints both, the ratio large/small, and the plan PostgreSQL picks for the
-   session lookup.
+The measurement is in-process, through ``sdkauth.engine.check_code`` (the engine
+call the checkCode route makes, without HTTP and without the token check), so that
+only the database work and the engine's own code are timed.
 
-The rows stay in the table with ``--keep``; by default the table is emptied at the
-end. The default ``--large`` (200,000) keeps a run near a minute; ``--large
-1000000`` is the documented case.
+It prints both sizes, the ratio large/small (and its range over the rounds), and
+the plan PostgreSQL picks for the session lookup. The schemas are dropped at the
+end unless ``--keep``. The default ``--large`` (200,000) keeps a run near a minute;
+``--large 1000000`` is the documented case.
 """
 
 from __future__ import annotations
@@ -27,9 +28,12 @@ import secrets
 import sys
 import time
 import uuid
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import sqlalchemy as sa
+from flask import Flask
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
@@ -74,20 +78,80 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--postgres-url", default=DEFAULT_POSTGRES_URL,
                         help="PostgreSQL database to use (default: %(default)s)")
     parser.add_argument("--small", type=int, default=10_000,
-                        help="rows in the table for the first measurement "
-                             "(default: %(default)s)")
+                        help="rows in the small table (default: %(default)s)")
     parser.add_argument("--large", type=int, default=200_000,
-                        help="rows in the table for the second measurement "
-                             "(default: %(default)s)")
+                        help="rows in the large table (default: %(default)s)")
     parser.add_argument("--checks", type=int, default=2000,
-                        help="sessions created and checked per measurement "
+                        help="sessions created and checked per table, over all rounds "
                              "(default: %(default)s)")
+    parser.add_argument("--rounds", type=int, default=4,
+                        help="alternations between the tables (default: %(default)s)")
     parser.add_argument("--keep", action="store_true",
-                        help="leave the rows in sdkauth_session at the end")
+                        help="keep the two schemas and their rows at the end")
     parser.add_argument("--time-limit", type=int, default=900,
                         help="stop after this many seconds whatever happens "
                              "(default: %(default)s)")
     return parser.parse_args(argv)
+
+
+@dataclass
+class Side:
+    """One schema, its app and what was measured on it."""
+
+    name: str
+    target: int
+    app: Flask
+    db: Any
+    sdkauth: Any
+    widget_id: uuid.UUID | None = None
+    fill_seconds: float = 0.0
+    sends: list[float] = field(default_factory=list)
+    checks: list[list[float]] = field(default_factory=list)  # one list per round
+    last_id: uuid.UUID | None = None
+
+    @property
+    def schema(self) -> str:
+        return f"sdkauth_bench_{self.name}"
+
+    def all_checks(self) -> list[float]:
+        return [value for round_checks in self.checks for value in round_checks]
+
+
+def make_side(name: str, target: int, url: str, secret: str) -> Side:
+    app, db, sdkauth = bench_app.build({
+        "SECRET_KEY": secret,
+        "SQLALCHEMY_DATABASE_URI": url,
+        "SQLALCHEMY_ENGINE_OPTIONS": {
+            "connect_args": {"options": f"-csearch_path=sdkauth_bench_{name}"}
+        },
+    })
+    return Side(name, target, app, db, sdkauth)
+
+
+def create_sessions(side: Side, count: int, *, timed: bool) -> list[uuid.UUID]:
+    ids = []
+    with side.app.app_context():
+        for _ in range(count):
+            started = time.perf_counter()
+            ids.append(side.sdkauth.send(side.widget_id, RECIPIENT))
+            if timed:
+                side.sends.append(time.perf_counter() - started)
+    side.last_id = ids[-1]
+    return ids
+
+
+def check_sessions(side: Side, ids: list[uuid.UUID], *, timed: bool) -> bool:
+    ok = True
+    latencies = []
+    with side.app.app_context():
+        engine = side.sdkauth.engine
+        for request_id in ids:
+            started = time.perf_counter()
+            ok = engine.check_code(request_id, FIXED_CODE) is True and ok
+            latencies.append(time.perf_counter() - started)
+    if timed:
+        side.checks.append(latencies)
+    return ok
 
 
 def fill(engine: sa.Engine, widget_id: uuid.UUID, rows: int, already: int) -> float:
@@ -113,6 +177,13 @@ def fill(engine: sa.Engine, widget_id: uuid.UUID, rows: int, already: int) -> fl
     return time.perf_counter() - started
 
 
+def table_size(engine: sa.Engine) -> int:
+    """Bytes of the table with its indexes and TOAST."""
+    with engine.connect() as connection:
+        return connection.execute(
+            sa.text("SELECT pg_total_relation_size('sdkauth_session')")).scalar_one()
+
+
 def count_rows(engine: sa.Engine) -> int:
     with engine.connect() as connection:
         return connection.execute(sa.text("SELECT count(*) FROM sdkauth_session")).scalar_one()
@@ -131,68 +202,80 @@ def lookup_plan(engine: sa.Engine, request_id: uuid.UUID) -> str:
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     install_time_limit(args.time_limit)
-    if not args.checks + WARMUP < args.small < args.large:
-        raise SystemExit("need --checks + 100 < --small < --large")
+    per_round = args.checks // args.rounds
+    live = per_round * args.rounds + WARMUP
+    if not live < args.small < args.large or per_round < 1:
+        raise SystemExit("need --checks + 100 < --small < --large and --checks >= --rounds")
     check_database(args.postgres_url)
     print(machine_summary())
-    app, db, sdkauth = bench_app.build({
-        "SECRET_KEY": secrets.token_urlsafe(32),
-        "SQLALCHEMY_DATABASE_URI": args.postgres_url,
-    })
-    rows = []
-    plans = []
+    secret = secrets.token_urlsafe(32)
+    sides = [make_side("small", args.small, args.postgres_url, secret),
+             make_side("large", args.large, args.postgres_url, secret)]
     ok = True
-    with app.app_context():
-        engine = db.engine
-        db.create_all()
-        with engine.begin() as connection:
-            connection.execute(sa.text("TRUNCATE sdkauth_session, sdkauth_widget"))
-        widget = sdkauth.create_widget("Benchmark", [Channel("sms")])
-        try:
-            for target in (args.small, args.large):
-                live = args.checks + WARMUP
-                already = count_rows(engine)
-                seconds = fill(engine, widget.id, target - already - live, already)
-                sends = []
-                ids = []
-                for _ in range(live):
-                    started = time.perf_counter()
-                    ids.append(sdkauth.send(widget.id, RECIPIENT))
-                    sends.append(time.perf_counter() - started)
-                checks = []
-                for index, request_id in enumerate(ids):
-                    started = time.perf_counter()
-                    confirmed = sdkauth.engine.check_code(request_id, FIXED_CODE)
-                    if index >= WARMUP:
-                        checks.append(time.perf_counter() - started)
-                    ok = ok and confirmed is True
-                total = count_rows(engine)
-                plans.append((total, lookup_plan(engine, ids[-1])))
-                rows.append((total, seconds, sends[WARMUP:], checks))
-                print(f"{total} rows: filled in {seconds:.1f} s, checkCode p50 "
-                      f"{ms(percentile(checks, 0.5))} ms", flush=True)
-        finally:
-            if not args.keep:
+    try:
+        for side in sides:
+            with side.app.app_context():
+                engine = side.db.engine
                 with engine.begin() as connection:
-                    connection.execute(sa.text("TRUNCATE sdkauth_session, sdkauth_widget"))
-            engine.dispose()
+                    connection.execute(sa.text(f"DROP SCHEMA IF EXISTS {side.schema} CASCADE"))
+                    connection.execute(sa.text(f"CREATE SCHEMA {side.schema}"))
+                side.db.create_all()
+                side.widget_id = side.sdkauth.create_widget("Benchmark", [Channel("sms")]).id
+                side.fill_seconds = fill(engine, side.widget_id, side.target - live, 0)
+            print(f"[{side.name}] {side.target - live:,} old sessions inserted in "
+                  f"{side.fill_seconds:.1f} s", flush=True)
+        for side in sides:  # warm-up
+            ok = check_sessions(side, create_sessions(side, WARMUP, timed=False),
+                                timed=False) and ok
+        for round_number in range(args.rounds):
+            order = sides if round_number % 2 == 0 else sides[::-1]
+            created = {side.name: create_sessions(side, per_round, timed=True)
+                       for side in order}
+            for side in order:
+                ok = check_sessions(side, created[side.name], timed=True) and ok
+            print(f"round {round_number + 1}: checkCode p50 " + ", ".join(
+                f"{side.name} {ms(percentile(side.checks[-1], 0.5))} ms" for side in sides),
+                flush=True)
+        rows = []
+        plans = []
+        for side in sides:
+            with side.app.app_context():
+                engine = side.db.engine
+                total = count_rows(engine)
+                plans.append((total, lookup_plan(engine, side.last_id)))
+                rows.append([
+                    f"{total:,}", f"{table_size(engine) / 2**20:.0f}",
+                    f"{side.fill_seconds:.1f}", ms(percentile(side.sends, 0.5)),
+                    ms(percentile(side.sends, 0.99)), ms(percentile(side.all_checks(), 0.5)),
+                    ms(percentile(side.all_checks(), 0.99)),
+                    ms(sum(side.all_checks()) / len(side.all_checks())),
+                ])
+    finally:
+        for side in sides:
+            with side.app.app_context():
+                if not args.keep:
+                    with side.db.engine.begin() as connection:
+                        connection.execute(
+                            sa.text(f"DROP SCHEMA IF EXISTS {side.schema} CASCADE"))
+                side.db.engine.dispose()
 
     print()
     print_table(
-        ["rows", "fill s", "send p50 ms", "send p99 ms", "checkCode p50 ms",
+        ["rows", "size MiB", "fill s", "send p50 ms", "send p99 ms", "checkCode p50 ms",
          "checkCode p99 ms", "checkCode mean ms"],
-        [[f"{total:,}", f"{seconds:.1f}", ms(percentile(sends, 0.5)),
-          ms(percentile(sends, 0.99)), ms(percentile(checks, 0.5)),
-          ms(percentile(checks, 0.99)), ms(sum(checks) / len(checks))]
-         for total, seconds, sends, checks in rows],
+        rows,
     )
-    (small, _, small_sends, small_checks), (large, _, large_sends, large_checks) = rows
+    small, large = sides
+    per_round_ratios = [percentile(b, 0.5) / percentile(a, 0.5)
+                        for a, b in zip(small.checks, large.checks)]
     print_table(
-        ["ratio", "checkCode p50", "checkCode p99", "send p50"],
-        [[f"{large:,} / {small:,} rows",
-          f"{percentile(large_checks, 0.5) / percentile(small_checks, 0.5):.2f}",
-          f"{percentile(large_checks, 0.99) / percentile(small_checks, 0.99):.2f}",
-          f"{percentile(large_sends, 0.5) / percentile(small_sends, 0.5):.2f}"]],
+        ["large / small", "checkCode p50", "p50 range over rounds", "checkCode p99",
+         "send p50"],
+        [[f"{rows[1][0]} / {rows[0][0]} rows",
+          f"{percentile(large.all_checks(), 0.5) / percentile(small.all_checks(), 0.5):.2f}",
+          f"{min(per_round_ratios):.2f}-{max(per_round_ratios):.2f}",
+          f"{percentile(large.all_checks(), 0.99) / percentile(small.all_checks(), 0.99):.2f}",
+          f"{percentile(large.sends, 0.5) / percentile(small.sends, 0.5):.2f}"]],
     )
     for total, plan in plans:
         print(f"plan of the session lookup at {total:,} rows: {plan}")

@@ -6,8 +6,8 @@ no test client), ``--requests`` times per operation after a warm-up. For each ap
 and operation it prints:
 
 - wall and CPU milliseconds per request, measured without the profiler;
-- the database round trips per request (statements, commits, rollbacks, counted
-  with SQLAlchemy events);
+- the database round trips per request (statements and BEGIN, COMMIT, ROLLBACK,
+  counted with SQLAlchemy events);
 - with cProfile: the self time per request grouped by library, ours next to the
   minimal handler's, then flask-sdkauth's ``--top`` functions by cumulative time
   and the ``--top`` functions of any library by self time.
@@ -123,13 +123,15 @@ def call(app: Callable[..., Any], env: dict[str, Any]) -> tuple[str, bytes]:
 
 
 class RoundTrips:
-    """Counts statements, commits and rollbacks on an engine."""
+    """Counts statements and transaction commands (each one a round trip with
+    psycopg) on an engine."""
 
     def __init__(self, engine: sa.Engine) -> None:
         self.counts: dict[str, int] = defaultdict(int)
         sa.event.listen(engine, "before_cursor_execute", self._statement)
-        sa.event.listen(engine, "commit", lambda conn: self._bump("commit"))
-        sa.event.listen(engine, "rollback", lambda conn: self._bump("rollback"))
+        sa.event.listen(engine, "begin", lambda conn: self._bump("BEGIN"))
+        sa.event.listen(engine, "commit", lambda conn: self._bump("COMMIT"))
+        sa.event.listen(engine, "rollback", lambda conn: self._bump("ROLLBACK"))
 
     def _statement(self, conn: Any, cursor: Any, statement: str, *args: Any) -> None:
         self._bump(statement.split(None, 1)[0].upper())
@@ -196,7 +198,7 @@ def main(argv: list[str] | None = None) -> int:
 
     print_table(["operation", "app", "wall ms/req", "CPU ms/req"],
                 sorted(timing_rows, key=lambda row: (row[0] != "send", row[1] != "ours")))
-    print_table(["operation", "app", "database round trips per request"],
+    print_table(["operation", "app", "round trips/req", "of which"],
                 sorted(trip_rows, key=lambda row: (row[0] != "send", row[1] != "ours")))
     by_key = {(app_name, operation): stats for app_name, operation, stats in reports}
     for operation in ("send", "checkCode"):
@@ -256,8 +258,11 @@ def record(phase: str, app_name: str, operation: str, results: list[Any],
         _, _, wall, cpu = results[0]
         timing_rows.append([operation, app_name, f"{wall / count * 1000:.2f}",
                             f"{cpu / count * 1000:.2f}"])
-        trip_rows.append([operation, app_name, ", ".join(
-            f"{value / count:g} {name}" for name, value in sorted(trips.counts.items()))])
+        order = ["BEGIN", "SELECT", "INSERT", "UPDATE", "COMMIT", "ROLLBACK"]
+        counts = sorted(trips.counts.items(),
+                        key=lambda item: order.index(item[0]) if item[0] in order else 99)
+        trip_rows.append([operation, app_name, f"{sum(trips.counts.values()) / count:g}",
+                          ", ".join(f"{value / count:g} {name}" for name, value in counts)])
     elif phase == "profiled":
         reports.append((app_name, operation, pstats.Stats(profiler)))
 

@@ -62,7 +62,7 @@ def describe(e164: str) -> PhoneInfo:
     number_type = phonenumbers.number_type(number)
     return PhoneInfo(
         region=phonenumbers.region_code_for_number(number),
-        country_code=number.country_code,
+        country_code=number.country_code or 0,
         number_type=_TYPE_NAMES.get(number_type, "UNKNOWN"),
         can_receive_sms=number_type in _SMS_TYPES,
     )

@@ -1,0 +1,218 @@
+"""The operations that move a session to its end: checkCode, confirm, resend,
+complete and checkStatusAndComplete."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import timedelta
+from typing import NoReturn
+
+from flask import current_app
+
+from . import signals
+from .codes import code_matches
+from .core import Authorize, EngineCore, reports_errors
+from .dispatcher import LaunchJob
+from .errors import (
+    AttemptsExpiredException,
+    InvalidCodeException,
+    IsCodelessChannelException,
+    RestartCooldownActiveException,
+)
+from .rules import Operation
+from .states import Event, State
+from .store import SessionRecord
+from .widgets import ChannelSettings
+
+__all__ = ["ConfirmingMixin"]
+
+
+class ConfirmingMixin(EngineCore):
+    """Code checks, codeless confirmation, restarts and completion."""
+
+    @reports_errors
+    def check_code(
+        self,
+        request_id: uuid.UUID,
+        code: str,
+        *,
+        authorize: Authorize | None = None,
+        client_ip: str | None = None,
+    ) -> bool:
+        """Check a code the user typed (checkCode); ``True`` confirms the session."""
+        self.guards.before_check_code(request_id, client_ip)
+        session = self._open(request_id, authorize)
+        self._settle(Operation.CHECK_CODE, session)
+        if session.channel is not None and session.channel["codeType"] == "codeless":
+            raise IsCodelessChannelException()
+        if session.state is not State.SENT:
+            raise InvalidCodeException()  # nothing was sent yet; no attempt is used
+        self.guards.before_code_comparison(session.recipient)
+        if self._secret_matches(session, code):
+            return self._confirm(session)
+        self._wrong_attempt(session)
+
+    @reports_errors
+    def confirm(self, request_id: uuid.UUID, token: str, number: str | None = None) -> bool:
+        """Confirm a codeless channel with the token its message carried.
+
+        With number matching (``SDKAUTH_NUMBER_MATCHING``) ``number`` must be the
+        one the widget shows; a wrong number ends the session
+        (``AttemptsExpiredException``), since whoever approved is not looking at
+        that widget. A wrong token uses up one attempt, like a wrong code.
+        """
+        session = self._open(request_id, None)
+        self._settle(Operation.CONFIRM, session)
+        if session.channel is None or session.channel["codeType"] != "codeless":
+            raise InvalidCodeException()
+        if session.state is not State.SENT:
+            raise InvalidCodeException()
+        self.guards.before_code_comparison(session.recipient)
+        if not self._secret_matches(session, token):
+            self._wrong_attempt(session)
+        expected = session.payload.get("matchNumber")
+        if expected is not None and number != expected:
+            if self.sessions.apply(
+                request_id,
+                Event.ATTEMPTS_EXHAUSTED,
+                at_generation=session.generation,
+                remaining_attempts=0,
+                code_hash=None,
+                updated_at=self.clock(),
+            ):
+                raise AttemptsExpiredException()
+            self._settle(Operation.CONFIRM, self._load(request_id))
+            raise InvalidCodeException()
+        return self._confirm(session)
+
+    @reports_errors
+    def resend(
+        self,
+        request_id: uuid.UUID,
+        *,
+        authorize: Authorize | None = None,
+        client_ip: str | None = None,
+    ) -> bool:
+        """Relaunch the current channel, or the next one once its restarts are used up."""
+        self.guards.before_resend(request_id, client_ip)
+        session = self._open(request_id, authorize)
+        self._settle(Operation.RESEND, session)
+        if session.channel is None:
+            raise RestartCooldownActiveException()  # the first launch has not run yet
+        settings = ChannelSettings.from_mapping(session.channel["settings"])
+        if session.state is not State.CHANNEL_FAILED:
+            started = session.launched_at or session.created_at
+            if self.clock() < started + timedelta(seconds=settings.restart_cooldown):
+                raise RestartCooldownActiveException()
+        # The restart claims the next generation, so of two concurrent resends only
+        # one gets past this statement, and jobs made before it become stale.
+        restarted = self.sessions.apply(
+            request_id,
+            Event.RESTARTED,
+            at_generation=session.generation,
+            generation=session.generation + 1,
+            launched_at=self.clock(),  # the cooldown runs from the restart
+            code_hash=None,
+            payload={},
+            updated_at=self.clock(),
+        )
+        if restarted is None:
+            raise RestartCooldownActiveException()  # a concurrent resend was first
+        index = session.channel_index or 0
+        if session.restarts < settings.number_of_restart:
+            job = LaunchJob(
+                request_id,
+                channel_index=index,
+                restarts=session.restarts + 1,
+                generation=restarted.generation,
+            )
+        else:
+            job = LaunchJob(request_id, channel_index=index + 1, generation=restarted.generation)
+        self._dispatch(job, self.find_widget(session.widget_id), restarted)
+        return True
+
+    @reports_errors
+    def complete(self, request_id: uuid.UUID, *, authorize: Authorize | None = None) -> bool:
+        """Complete a confirmed session (complete): ``True`` exactly once."""
+        session = self._open(request_id, authorize)
+        settled = self._settle(Operation.COMPLETE, session)
+        return settled if settled is not None else self._complete(session)
+
+    @reports_errors
+    def check_status_and_complete(
+        self,
+        request_id: uuid.UUID,
+        recipient: str,
+        *,
+        authorize: Authorize | None = None,
+    ) -> bool:
+        """The backend's final check: ``True`` exactly once, for a confirmed session
+        bound to ``recipient``; then always ``False``."""
+        session = self._open(request_id, authorize, recipient=recipient)
+        settled = self._settle(Operation.CHECK_STATUS_AND_COMPLETE, session)
+        return settled if settled is not None else self._complete(session)
+
+    def _secret_matches(self, session: SessionRecord, secret: str) -> bool:
+        if session.code_hash is None:
+            return False
+        return code_matches(
+            self.settings.code_secret, session.id, session.generation, secret, session.code_hash
+        )
+
+    def _confirm(self, session: SessionRecord) -> bool:
+        now = self.clock()
+        confirmed = self.sessions.apply(
+            session.id,
+            Event.CONFIRMED,
+            at_generation=session.generation,
+            code_hash=None,  # single use
+            confirmed_at=now,
+            updated_at=now,
+        )
+        if confirmed is None:
+            # Someone else moved the session first (the same code twice at once).
+            self._settle(Operation.CHECK_CODE, self._load(session.id))
+            raise InvalidCodeException()
+        signals.success_confirmation.send(
+            current_app._get_current_object(),  # type: ignore[attr-defined]
+            request_id=session.id,
+        )
+        return True
+
+    def _wrong_attempt(self, session: SessionRecord) -> NoReturn:
+        """Use up one attempt and raise; the last one ends the session.
+
+        The failure also counts against the number's cap on wrong codes, which
+        spans all its sessions."""
+        self.guards.code_failed(session.recipient)
+        remaining = self.sessions.columns.remaining_attempts
+        now = self.clock()
+        if self.sessions.apply(
+            session.id,
+            Event.WRONG_ATTEMPT,
+            at_generation=session.generation,
+            where=[remaining > 1],
+            remaining_attempts=remaining - 1,
+            updated_at=now,
+        ):
+            raise InvalidCodeException()
+        if self.sessions.apply(
+            session.id,
+            Event.ATTEMPTS_EXHAUSTED,
+            at_generation=session.generation,
+            remaining_attempts=0,
+            code_hash=None,
+            updated_at=now,
+        ):
+            raise AttemptsExpiredException()
+        self._settle(Operation.CHECK_CODE, self._load(session.id))
+        raise InvalidCodeException()
+
+    def _complete(self, session: SessionRecord) -> bool:
+        now = self.clock()
+        completed = self.sessions.apply(
+            session.id, Event.COMPLETED, completed_at=now, updated_at=now
+        )
+        return completed is not None
+
+
