@@ -111,7 +111,6 @@ class EngineCore:
         except InvalidPhoneNumber as exc:
             raise ValidateError({"recipient": [str(exc)]}) from exc
 
-
     # -- channel launches ------------------------------------------------------
 
     def launch(self, job: LaunchJob) -> SessionRecord:
@@ -139,7 +138,6 @@ class EngineCore:
         return self.launcher.launch(job, widget=widget, session=session) or self._load(
             job.request_id
         )
-
 
     # -- steps shared by the operations -----------------------------------------
 

@@ -61,7 +61,6 @@ class Engine(ObservingMixin, ConfirmingMixin):
             captcha_provider=self.guards.captcha_provider,
         )
 
-
     # -- send ------------------------------------------------------------------
 
     def send(
