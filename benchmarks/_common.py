@@ -291,7 +291,7 @@ class Connection:
 
     async def _read_chunked(self) -> bytes:
         assert self.reader is not None
-        parts = []
+        parts: list[bytes] = []
         while True:
             size = int((await self.reader.readuntil(b"\r\n")).split(b";")[0], 16)
             if size == 0:
@@ -329,14 +329,47 @@ class LoadResult:
         return counts
 
 
-async def run_load(port: int, requests: Sequence[bytes], concurrency: int) -> LoadResult:
+async def open_connections(port: int, count: int, workers: int = 1) -> list[Connection]:
+    """``count`` keep-alive connections, spread evenly over the server's ``workers``.
+
+    Which worker accepts a connection is up to the kernel; with several workers the
+    connections are asked ``/_bench/pid`` and reopened until each worker holds its
+    share, so that every run loads the workers alike.
+    """
+    if workers <= 1:
+        connections = [Connection(port) for _ in range(count)]
+        await asyncio.gather(*(connection.connect() for connection in connections))
+        return connections
+    shares = [count // workers + (1 if index < count % workers else 0)
+              for index in range(workers)]
+    by_pid: dict[int, list[Connection]] = {}
+    kept = 0
+    for _ in range(count * 50):
+        connection = Connection(port)
+        reply = await connection.request(build_request("GET", "/_bench/pid"))
+        pid = reply.json()["pid"]
+        held = by_pid.setdefault(pid, [])
+        share = shares[list(by_pid).index(pid)] if len(by_pid) <= workers else 0
+        if len(held) < share:
+            held.append(connection)
+            kept += 1
+            if kept == count:
+                return [c for held in by_pid.values() for c in held]
+        else:
+            await connection.close()
+    raise RuntimeError(f"could not spread {count} connections over {workers} workers")
+
+
+async def run_load(
+    port: int, requests: Sequence[bytes], concurrency: int, workers: int = 1
+) -> LoadResult:
     """Send every request, ``concurrency`` at a time over as many keep-alive
     connections (closed-loop: each connection sends its next request as soon as it
-    has read the previous response). Replies come back in request order."""
+    has read the previous response), spread over ``workers`` (see
+    :func:`open_connections`). Replies come back in request order."""
     replies: list[Reply | None] = [None] * len(requests)
     next_index = 0
-    connections = [Connection(port) for _ in range(min(concurrency, len(requests)))]
-    await asyncio.gather(*(connection.connect() for connection in connections))
+    connections = await open_connections(port, min(concurrency, len(requests)), workers)
 
     async def worker(connection: Connection) -> None:
         nonlocal next_index
@@ -352,8 +385,8 @@ async def run_load(port: int, requests: Sequence[bytes], concurrency: int) -> Lo
     return LoadResult([reply for reply in replies if reply is not None], wall)
 
 
-def load(port: int, requests: Sequence[bytes], concurrency: int) -> LoadResult:
-    return asyncio.run(run_load(port, requests, concurrency))
+def load(port: int, requests: Sequence[bytes], concurrency: int, workers: int = 1) -> LoadResult:
+    return asyncio.run(run_load(port, requests, concurrency, workers))
 
 
 # -- statistics and output -------------------------------------------------------

@@ -10,24 +10,30 @@ Configuration comes from the environment (the benchmark scripts set it):
     the long-poll settings (defaults 120 and 60 seconds, so that a waiter wakes up
     only when notified).
 
+Abuse protection (rate limits, daily caps), in versions that have it, is switched
+off: see :data:`NO_ABUSE_PROTECTION`.
+
 Two things here exist for the benchmarks only and are not part of the package:
 
 - every launch sends the fixed code ``123456``: ``flask_sdkauth.launch.generate_code``
   is replaced in this process, so the load client knows the right code without
   reading any message. Everything else in a launch (hashing, the sender call, the
   ``UPDATE``) runs as usual; the sender does nothing.
-- ``GET /_bench/pid`` answers the worker's pid (for its memory) and
-  ``GET /_bench/waiting`` how many long polls wait in that worker.
+- ``GET /_bench/pid`` answers the worker's pid (for its memory),
+  ``GET /_bench/waiting`` how many long polls wait in that worker and
+  ``GET /_bench/gc`` its full garbage collections and their pauses.
 
 Serve it with ``gunicorn 'bench_app:create_app()'`` from this folder.
 """
 
 from __future__ import annotations
 
+import gc
 import os
+import time
 from typing import Any
 
-from flask import Flask
+from flask import Flask, request
 from flask_jwt_extended import JWTManager
 from flask_sqlalchemy import SQLAlchemy
 
@@ -35,6 +41,23 @@ import flask_sdkauth.launch
 from flask_sdkauth import Message, SdkAuth
 
 FIXED_CODE = "123456"
+
+#: The load comes from one address and goes to one phone number, and the minimal
+#: handler it is compared with has no abuse protection: versions of the extension
+#: that have rate limits and daily caps get them switched off (``None`` turns each
+#: one off; versions without these settings ignore them).
+NO_ABUSE_PROTECTION: dict[str, Any] = {
+    "SDKAUTH_RATELIMIT_SEND_PER_RECIPIENT": None,
+    "SDKAUTH_RATELIMIT_SEND_PER_IP": None,
+    "SDKAUTH_RATELIMIT_SEND_PER_WIDGET": None,
+    "SDKAUTH_RATELIMIT_CHECK_CODE_PER_SESSION": None,
+    "SDKAUTH_RATELIMIT_CHECK_CODE_PER_IP": None,
+    "SDKAUTH_RATELIMIT_RESEND_PER_SESSION": None,
+    "SDKAUTH_RATELIMIT_RESEND_PER_IP": None,
+    "SDKAUTH_RATELIMIT_FAILED_CODES_PER_RECIPIENT": None,
+    "SDKAUTH_DAILY_SEND_CAP_PER_WIDGET": None,
+    "SDKAUTH_DAILY_SEND_CAP_PER_COUNTRY": None,
+}
 
 
 def _fixed_code(length: int, *, beautify: bool = False) -> str:
@@ -44,12 +67,33 @@ def _fixed_code(length: int, *, beautify: bool = False) -> str:
 flask_sdkauth.launch.generate_code = _fixed_code  # type: ignore[attr-defined]
 
 
+#: Full (generation 2) garbage collections of this process and their pauses.
+_FULL_GC: dict[str, float] = {"count": 0, "seconds": 0.0, "longest": 0.0, "started": 0.0}
+
+
+def _time_full_gc(phase: str, info: dict[str, Any]) -> None:
+    if info["generation"] != 2:
+        return
+    now = time.perf_counter()
+    if phase == "start":
+        _FULL_GC["started"] = now
+    else:
+        pause = now - _FULL_GC["started"]
+        _FULL_GC["count"] += 1
+        _FULL_GC["seconds"] += pause
+        _FULL_GC["longest"] = max(_FULL_GC["longest"], pause)
+
+
+gc.callbacks.append(_time_full_gc)
+
+
 def _deliver(message: Message) -> None:
     """A sender that accepts every message and does nothing."""
 
 
 def build(config: dict[str, Any]) -> tuple[Flask, SQLAlchemy, SdkAuth]:
     app = Flask("bench_app")
+    app.config.update(NO_ABUSE_PROTECTION)
     app.config.update(config)
     db = SQLAlchemy()
     jwt = JWTManager()
@@ -66,6 +110,14 @@ def build(config: dict[str, Any]) -> tuple[Flask, SQLAlchemy, SdkAuth]:
     @app.get("/_bench/waiting")
     def bench_waiting() -> dict[str, int]:
         return {"waiting": sdkauth.engine.notifier.waiting}  # type: ignore[attr-defined]
+
+    @app.get("/_bench/gc")
+    def bench_gc() -> dict[str, float]:
+        """Full collections so far; ``?reset=1`` starts counting again."""
+        answer = {key: value for key, value in _FULL_GC.items() if key != "started"}
+        if request.args.get("reset"):
+            _FULL_GC.update(count=0, seconds=0.0, longest=0.0)
+        return answer
 
     return app, db, sdkauth
 

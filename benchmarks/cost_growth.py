@@ -4,11 +4,12 @@ Two copies of the extension's tables live side by side in two schemas of the
 benchmark database, ``sdkauth_bench_small`` and ``sdkauth_bench_large``. The script
 fills them with old sessions (``INSERT ... SELECT ... generate_series``: final
 states, spread over the last 7 days) up to ``--small`` and ``--large`` rows, runs
-``VACUUM ANALYZE`` and ``CHECKPOINT`` on them, then measures both **alternately**,
-``--rounds`` times, so that a slow phase of the machine hits both sizes alike.
-Each round creates ``--checks / --rounds`` live sessions in each schema with
-``sdkauth.send`` (their latency is reported too) and times one right-code checkCode
-on each.
+``VACUUM ANALYZE`` and ``CHECKPOINT`` on them, then measures both **in turns**, so
+that a slow moment of the machine hits both sizes alike: in each of ``--rounds``
+rounds it creates ``--checks / --rounds`` live sessions in each schema with
+``sdkauth.send`` (one here, one there; their latency is reported too), then times
+one right-code checkCode on each, again one here, one there. The rounds only
+change which table goes first, and give the range of the ratio.
 
 The measurement is in-process, through ``sdkauth.engine.check_code`` (the engine
 call the checkCode route makes, without HTTP and without the token check), so that
@@ -37,8 +38,8 @@ from flask import Flask
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-import bench_app  # noqa: E402
-from _common import (  # noqa: E402
+import bench_app
+from _common import (
     DEFAULT_POSTGRES_URL,
     FIXED_CODE,
     RECIPIENT,
@@ -49,7 +50,8 @@ from _common import (  # noqa: E402
     percentile,
     print_table,
 )
-from flask_sdkauth import Channel  # noqa: E402
+
+from flask_sdkauth import Channel
 
 FILL_CHUNK = 250_000
 WARMUP = 100
@@ -128,29 +130,35 @@ def make_side(name: str, target: int, url: str, secret: str) -> Side:
     return Side(name, target, app, db, sdkauth)
 
 
-def create_sessions(side: Side, count: int, *, timed: bool) -> list[uuid.UUID]:
-    ids = []
-    with side.app.app_context():
-        for _ in range(count):
-            started = time.perf_counter()
-            ids.append(side.sdkauth.send(side.widget_id, RECIPIENT))
-            if timed:
-                side.sends.append(time.perf_counter() - started)
-    side.last_id = ids[-1]
+def create_sessions(sides: list[Side], count: int, *, timed: bool) -> list[list[uuid.UUID]]:
+    """``count`` live sessions in each table, made in turns (one here, one there)."""
+    ids: list[list[uuid.UUID]] = [[] for _ in sides]
+    for _ in range(count):
+        for side, side_ids in zip(sides, ids):
+            with side.app.app_context():
+                started = time.perf_counter()
+                side_ids.append(side.sdkauth.send(side.widget_id, RECIPIENT))
+                if timed:
+                    side.sends.append(time.perf_counter() - started)
+    for side, side_ids in zip(sides, ids):
+        side.last_id = side_ids[-1]
     return ids
 
 
-def check_sessions(side: Side, ids: list[uuid.UUID], *, timed: bool) -> bool:
+def check_sessions(sides: list[Side], ids: list[list[uuid.UUID]], *, timed: bool) -> bool:
+    """One right-code checkCode on each session, in turns between the tables."""
     ok = True
-    latencies = []
-    with side.app.app_context():
-        engine = side.sdkauth.engine
-        for request_id in ids:
-            started = time.perf_counter()
-            ok = engine.check_code(request_id, FIXED_CODE) is True and ok
-            latencies.append(time.perf_counter() - started)
+    latencies: list[list[float]] = [[] for _ in sides]
+    for index in range(len(ids[0])):
+        for side, side_ids, side_latencies in zip(sides, ids, latencies):
+            with side.app.app_context():
+                engine = side.sdkauth.engine
+                started = time.perf_counter()
+                ok = engine.check_code(side_ids[index], FIXED_CODE) is True and ok
+                side_latencies.append(time.perf_counter() - started)
     if timed:
-        side.checks.append(latencies)
+        for side, side_latencies in zip(sides, latencies):
+            side.checks.append(side_latencies)
     return ok
 
 
@@ -224,15 +232,11 @@ def main(argv: list[str] | None = None) -> int:
                 side.fill_seconds = fill(engine, side.widget_id, side.target - live, 0)
             print(f"[{side.name}] {side.target - live:,} old sessions inserted in "
                   f"{side.fill_seconds:.1f} s", flush=True)
-        for side in sides:  # warm-up
-            ok = check_sessions(side, create_sessions(side, WARMUP, timed=False),
-                                timed=False) and ok
+        ok = check_sessions(sides, create_sessions(sides, WARMUP, timed=False), timed=False)
         for round_number in range(args.rounds):
             order = sides if round_number % 2 == 0 else sides[::-1]
-            created = {side.name: create_sessions(side, per_round, timed=True)
-                       for side in order}
-            for side in order:
-                ok = check_sessions(side, created[side.name], timed=True) and ok
+            created = create_sessions(order, per_round, timed=True)
+            ok = check_sessions(order, created, timed=True) and ok
             print(f"round {round_number + 1}: checkCode p50 " + ", ".join(
                 f"{side.name} {ms(percentile(side.checks[-1], 0.5))} ms" for side in sides),
                 flush=True)
@@ -242,6 +246,7 @@ def main(argv: list[str] | None = None) -> int:
             with side.app.app_context():
                 engine = side.db.engine
                 total = count_rows(engine)
+                assert side.last_id is not None
                 plans.append((total, lookup_plan(engine, side.last_id)))
                 rows.append([
                     f"{total:,}", f"{table_size(engine) / 2**20:.0f}",

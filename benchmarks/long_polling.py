@@ -9,8 +9,9 @@ starts a fresh gunicorn serving ``bench_app`` with ``--worker-class gevent --wor
    that a long poll on it has to wait;
 2. reads the worker's RSS (``VmRSS`` in ``/proc/PID/status``), opens N
    ``GET /longPolling/{id}/channel``, one connection each, waits until the worker
-   reports N waiters (``/_bench/waiting``) and reads the RSS again: the difference
-   over N is the memory per waiter;
+   reports N waiters (``/_bench/waiting``) and has gone idle (every poll has read
+   its session once and sleeps; the time this takes is reported as "settle"), and
+   reads the RSS again: the difference over N is the memory per waiter;
 3. changes each session with a wrong ``checkCode`` (which uses an attempt, so the
    channel snapshot changes), ``--trigger-concurrency`` at a time: through the same
    worker with ``memory://``; through a second gunicorn process (one gthread
@@ -33,12 +34,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import sqlalchemy as sa
-
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-import bench_app  # noqa: E402
-from _common import (  # noqa: E402
+import bench_app
+from _common import (
     DEFAULT_POSTGRES_URL,
     DEFAULT_REDIS_URL,
     RECIPIENT,
@@ -49,6 +48,7 @@ from _common import (  # noqa: E402
     Workdir,
     build_request,
     check_database,
+    cpu_seconds,
     install_time_limit,
     machine_summary,
     ms,
@@ -59,7 +59,8 @@ from _common import (  # noqa: E402
     run_load,
     sqlite_file_url,
 )
-from flask_sdkauth import Channel  # noqa: E402
+
+from flask_sdkauth import Channel
 
 WARMUP_SESSIONS = 20
 
@@ -101,15 +102,16 @@ class LevelResult:
     after_request: list[float]  # long poll answered - change sent, seconds
     get_channel: list[float]  # plain getChannel latencies, one at a time, seconds
     wrong: int  # long polls or changes that did not answer as expected
+    full_gc: dict[str, float]  # the worker's full collections while waking up
+    settled: float  # seconds from opening the long polls to the worker going idle
 
 
 def prepare_database(url: str, secret: str) -> tuple[str, str]:
     app, db, sdkauth = bench_app.build({"SECRET_KEY": secret, "SQLALCHEMY_DATABASE_URI": url})
     with app.app_context():
+        # Dropped and created again, so that they match the installed version.
+        db.drop_all()
         db.create_all()
-        with db.engine.begin() as connection:
-            for table in ("sdkauth_session", "sdkauth_widget"):
-                connection.execute(sa.text(f"DELETE FROM {table}"))
         widget = sdkauth.create_widget("Benchmark", [Channel("sms")])
         token = sdkauth.create_token([widget.id], expires_in=3600)
         db.engine.dispose()
@@ -134,10 +136,24 @@ async def wait_for_waiters(port: int, count: int, timeout: float) -> None:
     raise RuntimeError(f"{count} long polls not waiting after {timeout} s")
 
 
+async def wait_until_idle(pid: int, timeout: float, window: float = 0.5,
+                          busy: float = 0.03) -> None:
+    """Wait until the worker uses less than ``busy`` of a CPU over ``window`` seconds:
+    every long poll has then done its first read and sleeps."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        before = cpu_seconds(pid)
+        await asyncio.sleep(window)
+        if cpu_seconds(pid) - before < busy * window:
+            return
+    raise RuntimeError(f"worker {pid} still busy after {timeout} s")
+
+
 async def round_trip(
     waiter_port: int, change_port: int, token: str, widget_id: str, count: int,
-    trigger_concurrency: int, measure_memory: int | None,
-) -> tuple[list[float], list[float], list[float], int, tuple[int, int, int]]:
+    trigger_concurrency: int, worker_pid: int,
+) -> tuple[list[float], list[float], list[float], int, dict[str, float], float,
+           tuple[int, int, int]]:
     """Create ``count`` sessions, make them wait, change them; see the module doc."""
     send = build_request("POST", "/", token=token,
                          body={"widgetId": widget_id, "recipient": RECIPIENT})
@@ -153,7 +169,8 @@ async def round_trip(
         raise RuntimeError(f"getChannel failed: {seen.statuses()}")
 
     await asyncio.sleep(1)
-    rss_before = rss_kib(measure_memory) if measure_memory else 0
+    await wait_until_idle(worker_pid, timeout=60)
+    rss_before = rss_kib(worker_pid)
 
     # One connection per long poll, opened 100 at a time.
     connections = [Connection(waiter_port) for _ in ids]
@@ -166,21 +183,27 @@ async def round_trip(
         )
         for connection, request_id in zip(connections, ids)
     ]
+    opened = time.perf_counter()
+    # The worker counts a waiter as soon as it subscribes, before its first read of
+    # the session: wait for the count, then for the worker to go idle.
     await wait_for_waiters(waiter_port, count, timeout=60)
-    await asyncio.sleep(1)
-    rss_waiting = rss_kib(measure_memory) if measure_memory else 0
+    await wait_until_idle(worker_pid, timeout=60)
+    settled = time.perf_counter() - opened
+    rss_waiting = rss_kib(worker_pid)
 
     changes = [
         build_request("POST", f"/{request_id}/checkCode", token=token,
                       body={"code": WRONG_CODE})
         for request_id in ids
     ]
+    await get_json(waiter_port, "/_bench/gc?reset=1")
     changed = await run_load(change_port, changes, trigger_concurrency)
     answers: list[Reply] = await asyncio.wait_for(asyncio.gather(*polls), timeout=60)
+    full_gc = await get_json(waiter_port, "/_bench/gc")
     for connection in connections:
         await connection.close()
-    await asyncio.sleep(1)
-    rss_after = rss_kib(measure_memory) if measure_memory else 0
+    await wait_until_idle(worker_pid, timeout=60)
+    rss_after = rss_kib(worker_pid)
 
     wrong = sum(1 for reply in answers if reply.status != 200)
     wrong += sum(1 for reply in changed.replies
@@ -189,7 +212,7 @@ async def round_trip(
                     for poll, change in zip(answers, changed.replies)]
     after_request = [poll.done_at - change.sent_at
                      for poll, change in zip(answers, changed.replies)]
-    return (after_answer, after_request, seen.latencies(), wrong,
+    return (after_answer, after_request, seen.latencies(), wrong, full_gc, settled,
             (rss_before, rss_waiting, rss_after))
 
 
@@ -223,12 +246,12 @@ def run_level(args: argparse.Namespace, notifier: str, waiters: int, url: str,
         async def scenario() -> LevelResult:
             # Warm up every code path (and the Redis subscription) first.
             await round_trip(waiter.port, changer.port, token, widget_id, WARMUP_SESSIONS,
-                             args.trigger_concurrency, None)
-            after_answer, after_request, get_channel, wrong, rss = await round_trip(
-                waiter.port, changer.port, token, widget_id, waiters,
-                args.trigger_concurrency, worker_pid)
+                             args.trigger_concurrency, worker_pid)
+            (after_answer, after_request, get_channel, wrong, full_gc, settled,
+             rss) = await round_trip(waiter.port, changer.port, token, widget_id, waiters,
+                                     args.trigger_concurrency, worker_pid)
             return LevelResult(notifier, waiters, *rss, after_answer, after_request,
-                               get_channel, wrong)
+                               get_channel, wrong, full_gc, settled)
 
         return asyncio.run(scenario())
     finally:
@@ -277,26 +300,32 @@ def main(argv: list[str] | None = None) -> int:
     print()
     print_table(
         ["notifier", "waiters", "RSS before MiB", "RSS waiting MiB", "KiB/waiter",
-         "RSS after MiB"],
+         "RSS after MiB", "settle s"],
         [[r.notifier, r.waiters, f"{r.rss_before / 1024:.1f}", f"{r.rss_waiting / 1024:.1f}",
-          f"{(r.rss_waiting - r.rss_before) / r.waiters:.1f}", f"{r.rss_after / 1024:.1f}"]
+          f"{(r.rss_waiting - r.rss_before) / r.waiters:.1f}", f"{r.rss_after / 1024:.1f}",
+          f"{r.settled:.1f}"]
          for r in results],
     )
     print_table(
         ["notifier", "waiters", "wake-up p50 ms", "wake-up p99 ms",
          "from change sent p50 ms", "from change sent p99 ms", "getChannel p50 ms",
-         "getChannel p99 ms", "wrong answers"],
+         "getChannel p99 ms", "full GCs", "longest GC ms", "wrong answers"],
         [[r.notifier, r.waiters, ms(percentile(r.after_answer, 0.5)),
           ms(percentile(r.after_answer, 0.99)), ms(percentile(r.after_request, 0.5)),
           ms(percentile(r.after_request, 0.99)), ms(percentile(r.get_channel, 0.5)),
-          ms(percentile(r.get_channel, 0.99)), r.wrong]
+          ms(percentile(r.get_channel, 0.99)), int(r.full_gc["count"]),
+          ms(r.full_gc["longest"]), r.wrong]
          for r in results],
     )
+    print("settle: from opening the long polls until the worker is idle (every poll "
+          "has read its session once and waits)")
     print("wake-up: from the change's response to the long poll's response "
           "(negative when the long poll answered first);\n"
           "from change sent: from the change's request to the long poll's response;\n"
           "getChannel: a plain getChannel on the same worker, one at a time, before "
-          "the long polls (the work a wake-up repeats)")
+          "the long polls (the work a wake-up repeats);\n"
+          "full GCs: generation-2 garbage collections of the waiting worker while the "
+          "changes ran, and the longest one")
     return 0 if not any(r.wrong for r in results) else 1
 
 

@@ -38,18 +38,20 @@ from werkzeug.test import EnvironBuilder
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-import bench_app  # noqa: E402
-import minimal_app  # noqa: E402
-from _common import (  # noqa: E402
+import bench_app
+import minimal_app
+from _common import (
     DEFAULT_POSTGRES_URL,
     FIXED_CODE,
     RECIPIENT,
     check_database,
+    install_time_limit,
     machine_summary,
     print_table,
     sqlite_file_url,
 )
-from flask_sdkauth import Channel  # noqa: E402
+
+from flask_sdkauth import Channel
 
 #: Self time is grouped by the first of these path fragments found in the file name.
 AREAS = [
@@ -83,7 +85,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--requests", type=int, default=1000,
                         help="requests per operation, app and pass (default: %(default)s)")
     parser.add_argument("--top", type=int, default=12,
-                        help="functions of flask-sdkauth to list (default: %(default)s)")
+                        help="functions to list in each top list (default: %(default)s)")
+    parser.add_argument("--time-limit", type=int, default=600,
+                        help="stop after this many seconds whatever happens "
+                             "(default: %(default)s)")
     return parser.parse_args(argv)
 
 
@@ -91,7 +96,7 @@ def area_of(filename: str) -> str:
     for fragment, area in AREAS:
         if fragment in filename:
             return area
-    if filename.startswith("~") or filename.startswith("<"):
+    if filename.startswith(("~", "<")):
         return "built-ins (C functions)"
     return "other Python"
 
@@ -107,7 +112,7 @@ def self_time_by_area(stats: pstats.Stats, requests: int) -> dict[str, float]:
 def environ(method: str, path: str, token: str, body: Any) -> dict[str, Any]:
     return EnvironBuilder(
         path=path, method=method, json=body,
-        headers={"Authorization": f"Bearer {token}"},
+        headers=[("Authorization", f"Bearer {token}")],
         environ_base={"REMOTE_ADDR": "127.0.0.1"},
     ).get_environ()
 
@@ -145,6 +150,7 @@ class RoundTrips:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
+    install_time_limit(args.time_limit)
     workdir = tempfile.TemporaryDirectory(prefix="sdkauth-profile-")
     if args.database == "sqlite":
         url = sqlite_file_url(Path(workdir.name))
@@ -154,26 +160,24 @@ def main(argv: list[str] | None = None) -> int:
     secret = secrets.token_urlsafe(32)
     ours, db, sdkauth = bench_app.build({"SECRET_KEY": secret, "SQLALCHEMY_DATABASE_URI": url})
     with ours.app_context():
+        # Dropped and created again, so that they match the installed version.
+        db.drop_all()
         db.create_all()
-        with db.engine.begin() as connection:
-            for table in ("sdkauth_session", "sdkauth_widget"):
-                connection.execute(sa.text(f"DELETE FROM {table}"))
         widget = sdkauth.create_widget("Benchmark", [Channel("sms")])
         token = sdkauth.create_token([widget.id], expires_in=3600)
         ours_engine = db.engine
     minimal, minimal_engine = minimal_app.build(url, secret)
+    minimal_app.metadata.drop_all(minimal_engine)
     minimal_app.metadata.create_all(minimal_engine)
-    with minimal_engine.begin() as connection:
-        connection.execute(sa.delete(minimal_app.sessions))
 
     print(machine_summary())
     print(f"database: {args.database}; {args.requests} requests per operation\n")
     apps = {"ours": (ours, RoundTrips(ours_engine)),
             "minimal": (minimal, RoundTrips(minimal_engine))}
     send_body = {"widgetId": str(widget.id), "recipient": RECIPIENT}
-    timing_rows = []
-    trip_rows = []
-    reports = []
+    timing_rows: list[list[str]] = []
+    trip_rows: list[list[str]] = []
+    reports: list[tuple[str, str, pstats.Stats]] = []
     for app_name, (app, trips) in apps.items():
         # Warm-up, then a timed pass and a profiled pass of each operation.
         for phase in ("warmup", "timed", "profiled"):

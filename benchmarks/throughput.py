@@ -9,7 +9,8 @@ Core statement), then measures, back to back in this one run:
 2. ``checkCode``: the right code for each session the sends created.
 
 The load comes from an asyncio HTTP/1.1 client holding ``--concurrency`` keep-alive
-connections (closed loop). The measurement is repeated ``--rounds`` times (4 by
+connections (closed loop), spread evenly over the workers (each connection asks
+``/_bench/pid`` and is reopened until every worker holds its share). The measurement is repeated ``--rounds`` times (4 by
 default), the two apps taking turns (ours first in odd rounds, minimal first in
 even ones), so that slow phases of a shared machine hit both; the rounds are
 pooled. It prints req/s, p50 and p99 latency, the CPU time the server's workers
@@ -32,10 +33,9 @@ import sqlalchemy as sa
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-import bench_app  # noqa: E402
-from flask_sdkauth import Channel  # noqa: E402
-import minimal_app  # noqa: E402
-from _common import (  # noqa: E402
+import bench_app
+import minimal_app
+from _common import (
     DEFAULT_POSTGRES_URL,
     FIXED_CODE,
     RECIPIENT,
@@ -55,6 +55,8 @@ from _common import (  # noqa: E402
     print_table,
     sqlite_file_url,
 )
+
+from flask_sdkauth import Channel
 
 OPERATIONS = ("send", "checkCode")
 APPS = ("ours", "minimal")
@@ -95,20 +97,18 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 
 def prepare_database(url: str, secret: str) -> tuple[str, str]:
-    """Create and empty both apps' tables; return a widget id and its token."""
+    """Create both apps' tables afresh; return a widget id and its token."""
     app, db, sdkauth = bench_app.build({"SECRET_KEY": secret, "SQLALCHEMY_DATABASE_URI": url})
     with app.app_context():
+        # Dropped and created again, so that they match the installed version.
+        db.drop_all()
         db.create_all()
-        with db.engine.begin() as connection:
-            for table in ("sdkauth_session", "sdkauth_widget"):
-                connection.execute(sa.text(f"DELETE FROM {table}"))
         widget = sdkauth.create_widget("Benchmark", [Channel("sms")])
         token = sdkauth.create_token([widget.id], expires_in=3600)
         db.engine.dispose()
     engine = sa.create_engine(url)
+    minimal_app.metadata.drop_all(engine)
     minimal_app.metadata.create_all(engine)
-    with engine.begin() as connection:
-        connection.execute(sa.delete(minimal_app.sessions))
     engine.dispose()
     return str(widget.id), token
 
@@ -124,11 +124,12 @@ class Measurement:
 
 def measure(server: Server, requests: list[bytes], warmup: int,
             concurrency: int) -> Measurement:
-    warm = load(server.port, requests[:warmup], concurrency).replies if warmup else []
+    workers = len(server.pids)
+    warm = load(server.port, requests[:warmup], concurrency, workers).replies if warmup else []
     server_before = sum(cpu_seconds(pid) for pid in server.pids)
     client_before = sum(os.times()[:2])
     busy_before, total_before = machine_busy_seconds()
-    result = load(server.port, requests[warmup:], concurrency)
+    result = load(server.port, requests[warmup:], concurrency, workers)
     busy_after, total_after = machine_busy_seconds()
     return Measurement(
         result=result,
@@ -166,9 +167,12 @@ def main(argv: list[str] | None = None) -> int:
             url = sqlite_file_url(workdir.path) if database == "sqlite" else args.postgres_url
             widget_id, token = prepare_database(url, secret)
             env = {"BENCH_DATABASE_URL": url, "BENCH_SECRET_KEY": secret}
-            options: dict[str, Any] = dict(worker_class=args.worker_class,
-                                           workers=args.workers, threads=args.threads,
-                                           log_dir=workdir.path)
+            options: dict[str, Any] = {
+                "worker_class": args.worker_class,
+                "workers": args.workers,
+                "threads": args.threads,
+                "log_dir": workdir.path,
+            }
             by_app = {
                 "ours": Server(f"{database}-ours", "bench_app:create_app()", env=env, **options),
                 "minimal": Server(f"{database}-minimal", "minimal_app:create_app()",
