@@ -96,6 +96,7 @@ class RedisNotifier:
 
     CHANNEL = "flask-sdkauth:session-changed"
     _RETRY_SECONDS = 1.0
+    _SUBSCRIBE_SECONDS = 1.0
 
     def __init__(self, url: str) -> None:
         try:
@@ -119,6 +120,9 @@ class RedisNotifier:
     @contextmanager
     def listen(self, request_id: uuid.UUID) -> Iterator[_Event]:
         self._start_listener()
+        # The first waiters of a fresh process wait (briefly) for the subscription,
+        # so that a change published meanwhile is not missed.
+        self._subscribed.wait(self._SUBSCRIBE_SECONDS)
         with self._local.listen(request_id) as event:
             yield event
 

@@ -1,12 +1,15 @@
 """Persistence of sessions and built-in widgets, one Core statement per operation.
 
-Each call runs in its own short transaction on the host's engine, so the engine's
-writes never commit (or roll back) work pending in the host's ``db.session``.
+Every operation is a single statement, so it runs in autocommit mode on its own
+connection from the host's pool: atomic by itself, without BEGIN/COMMIT round
+trips, and never committing (or rolling back) work pending in the host's
+``db.session``. Conditional updates make the state machine safe under concurrency.
 """
 
 from __future__ import annotations
 
 import uuid
+import weakref
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, fields
 from datetime import datetime
@@ -19,6 +22,18 @@ from .states import CHANNEL_STATUS, OPEN_STATES, TRANSITIONS, Event, State
 from .widgets import Channel, Widget
 
 __all__ = ["SessionRecord", "SessionStore", "WidgetStore"]
+
+_AUTOCOMMIT: weakref.WeakKeyDictionary[sa.Engine, sa.Engine] = weakref.WeakKeyDictionary()
+
+
+def _connect(db: SQLAlchemy) -> sa.Connection:
+    """A connection of the current app's engine in autocommit mode."""
+    engine = db.engine
+    autocommit = _AUTOCOMMIT.get(engine)
+    if autocommit is None:
+        autocommit = engine.execution_options(isolation_level="AUTOCOMMIT")
+        _AUTOCOMMIT[engine] = autocommit
+    return autocommit.connect()
 
 
 @dataclass(frozen=True)
@@ -76,15 +91,19 @@ class SessionStore:
         self._db = db
         self._table = table
         self._on_change = on_change
+        # Statements are built once and executed with parameters: building them is
+        # a good part of the CPU a request spends in SQLAlchemy.
+        self._insert = sa.insert(table)
+        self._select = sa.select(table).where(table.c.id == sa.bindparam("_id"))
+        self._updates: dict[tuple[Any, ...], sa.Update] = {}
 
     def create(self, **values: Any) -> None:
-        with self._db.engine.begin() as connection:
-            connection.execute(sa.insert(self._table).values(**values))
+        with _connect(self._db) as connection:
+            connection.execute(self._insert, values)
 
     def get(self, request_id: uuid.UUID) -> SessionRecord | None:
-        query = sa.select(self._table).where(self._table.c.id == request_id)
-        with self._db.engine.connect() as connection:
-            row = connection.execute(query).first()
+        with _connect(self._db) as connection:
+            row = connection.execute(self._select, {"_id": request_id}).first()
         return None if row is None else SessionRecord.from_row(row)
 
     def apply(
@@ -102,28 +121,47 @@ class SessionStore:
         launch the caller saw. Returns the updated session, or ``None`` when the
         session was not in a source state or has moved on (someone else was first).
         """
-        transition = TRANSITIONS[event]
-        table = self._table
-        conditions = [
-            table.c.id == request_id,
-            table.c.state.in_([state.value for state in transition.sources]),
-            *where,
-        ]
-        if at_generation is not None:
-            conditions.append(table.c.generation == at_generation)
-        statement = (
-            sa.update(table)
-            .where(*conditions)
-            .values(state=transition.target.value, **values)
-            .returning(*table.c)
-        )
-        with self._db.engine.begin() as connection:
-            row = connection.execute(statement).first()
+        params = {"_id": request_id, "_generation": at_generation}
+        if where or any(isinstance(value, sa.ClauseElement) for value in values.values()):
+            statement = self._update(event, at_generation is not None, values, where)
+        else:
+            key = (event, at_generation is not None, tuple(sorted(values)))
+            statement = self._updates.get(key)  # type: ignore[assignment]
+            if statement is None:
+                placeholders = {name: sa.bindparam(f"v_{name}") for name in values}
+                statement = self._update(event, at_generation is not None, placeholders, ())
+                self._updates[key] = statement
+            params.update({f"v_{name}": value for name, value in values.items()})
+        with _connect(self._db) as connection:
+            row = connection.execute(statement, params).first()
         if row is None:
             return None
         self._on_change(request_id)
         return SessionRecord.from_row(row)
 
+
+    def _update(
+        self,
+        event: Event,
+        at_generation: bool,
+        values: Mapping[str, Any],
+        where: Sequence[sa.ColumnElement[bool]],
+    ) -> sa.Update:
+        transition = TRANSITIONS[event]
+        table = self._table
+        conditions = [
+            table.c.id == sa.bindparam("_id"),
+            table.c.state.in_([state.value for state in transition.sources]),
+            *where,
+        ]
+        if at_generation:
+            conditions.append(table.c.generation == sa.bindparam("_generation"))
+        return (
+            sa.update(table)
+            .where(*conditions)
+            .values(state=transition.target.value, **values)
+            .returning(*table.c)
+        )
 
     def mark_seen(self, request_id: uuid.UUID, generation: int, snapshot: str) -> None:
         """Record the channel snapshot (and its generation) the client was given."""
@@ -133,7 +171,7 @@ class SessionStore:
             .where(table.c.id == request_id, table.c.generation == generation)
             .values(seen_generation=generation, seen_snapshot=snapshot)
         )
-        with self._db.engine.begin() as connection:
+        with _connect(self._db) as connection:
             connection.execute(statement)
 
     def delete_ended(self, *, created_before: datetime, now: datetime) -> int:
@@ -147,7 +185,7 @@ class SessionStore:
                 table.c.expires_at <= now,
             ),
         )
-        with self._db.engine.begin() as connection:
+        with _connect(self._db) as connection:
             return connection.execute(statement).rowcount
 
     @property
@@ -162,16 +200,16 @@ class WidgetStore:
     def __init__(self, db: SQLAlchemy, table: sa.Table) -> None:
         self._db = db
         self._table = table
+        self._select = sa.select(table).where(table.c.id == sa.bindparam("_id"))
 
     def get(self, widget_id: uuid.UUID) -> Widget | None:
-        query = sa.select(self._table).where(self._table.c.id == widget_id)
-        with self._db.engine.connect() as connection:
-            row = connection.execute(query).first()
+        with _connect(self._db) as connection:
+            row = connection.execute(self._select, {"_id": widget_id}).first()
         return None if row is None else _widget_from_row(row)
 
     def all(self) -> list[Widget]:
         query = sa.select(self._table).order_by(self._table.c.created_at)
-        with self._db.engine.connect() as connection:
+        with _connect(self._db) as connection:
             return [_widget_from_row(row) for row in connection.execute(query)]
 
     def create(
@@ -193,7 +231,7 @@ class WidgetStore:
             is_blocked=is_blocked,
             allowed_regions=frozenset(allowed_regions),
         )
-        with self._db.engine.begin() as connection:
+        with _connect(self._db) as connection:
             connection.execute(
                 sa.insert(self._table).values(
                     id=widget.id,
@@ -212,7 +250,7 @@ class WidgetStore:
         statement = (
             sa.update(self._table).where(self._table.c.id == widget_id).values(**flags)
         )
-        with self._db.engine.begin() as connection:
+        with _connect(self._db) as connection:
             return connection.execute(statement).rowcount == 1
 
 
