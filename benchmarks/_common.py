@@ -6,6 +6,8 @@ Only loopback traffic: every server binds 127.0.0.1 on a free port.
 
 from __future__ import annotations
 
+import argparse
+
 import asyncio
 import json
 import math
@@ -43,6 +45,19 @@ WRONG_CODE = "000000"
 
 class TimeLimitExceeded(SystemExit):
     pass
+
+
+def argument_parser(doc: str | None, *, time_limit: int) -> argparse.ArgumentParser:
+    """A parser with the flags every script shares: --postgres-url, --time-limit."""
+    parser = argparse.ArgumentParser(
+        description=doc, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--postgres-url", default=DEFAULT_POSTGRES_URL,
+                        help="PostgreSQL database to use (default: %(default)s)")
+    parser.add_argument("--time-limit", type=int, default=time_limit,
+                        help="stop after this many seconds whatever happens "
+                             "(default: %(default)s)")
+    return parser
 
 
 def install_time_limit(seconds: int) -> None:

@@ -40,7 +40,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import bench_app
 from _common import (
-    DEFAULT_POSTGRES_URL,
+    argument_parser,
     FIXED_CODE,
     RECIPIENT,
     check_database,
@@ -74,11 +74,7 @@ FROM (SELECT g, (now() AT TIME ZONE 'utc') - (g % 604800) * interval '1 second' 
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
-    parser.add_argument("--postgres-url", default=DEFAULT_POSTGRES_URL,
-                        help="PostgreSQL database to use (default: %(default)s)")
+    parser = argument_parser(__doc__, time_limit=900)
     parser.add_argument("--small", type=int, default=10_000,
                         help="rows in the small table (default: %(default)s)")
     parser.add_argument("--large", type=int, default=200_000,
@@ -90,9 +86,6 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                         help="alternations between the tables (default: %(default)s)")
     parser.add_argument("--keep", action="store_true",
                         help="keep the two schemas and their rows at the end")
-    parser.add_argument("--time-limit", type=int, default=900,
-                        help="stop after this many seconds whatever happens "
-                             "(default: %(default)s)")
     return parser.parse_args(argv)
 
 

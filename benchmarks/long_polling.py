@@ -38,7 +38,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import bench_app
 from _common import (
-    DEFAULT_POSTGRES_URL,
+    argument_parser,
     DEFAULT_REDIS_URL,
     RECIPIENT,
     WRONG_CODE,
@@ -66,9 +66,7 @@ WARMUP_SESSIONS = 20
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
+    parser = argument_parser(__doc__, time_limit=600)
     parser.add_argument("--waiters", default="2000",
                         help="comma-separated numbers of concurrent long polls "
                              "(default: %(default)s)")
@@ -76,15 +74,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                         help="comma-separated: memory, redis (default: %(default)s)")
     parser.add_argument("--database", default="postgresql", choices=("postgresql", "sqlite"),
                         help="database of the app (default: %(default)s)")
-    parser.add_argument("--postgres-url", default=DEFAULT_POSTGRES_URL,
-                        help="PostgreSQL database to use (default: %(default)s)")
     parser.add_argument("--redis-url", default=DEFAULT_REDIS_URL,
                         help="Redis for the redis notifier (default: %(default)s)")
     parser.add_argument("--trigger-concurrency", type=int, default=1,
                         help="changes (wrong checkCodes) in flight at once "
-                             "(default: %(default)s)")
-    parser.add_argument("--time-limit", type=int, default=600,
-                        help="stop after this many seconds whatever happens "
                              "(default: %(default)s)")
     parser.add_argument("--keep-logs", action="store_true",
                         help="keep the servers' logs")

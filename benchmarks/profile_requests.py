@@ -41,7 +41,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import bench_app
 import minimal_app
 from _common import (
-    DEFAULT_POSTGRES_URL,
+    argument_parser,
     FIXED_CODE,
     RECIPIENT,
     check_database,
@@ -75,20 +75,13 @@ AREAS = [
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
+    parser = argument_parser(__doc__, time_limit=600)
     parser.add_argument("--database", default="postgresql", choices=("postgresql", "sqlite"),
                         help="database of both apps (default: %(default)s)")
-    parser.add_argument("--postgres-url", default=DEFAULT_POSTGRES_URL,
-                        help="PostgreSQL database to use (default: %(default)s)")
     parser.add_argument("--requests", type=int, default=1000,
                         help="requests per operation, app and pass (default: %(default)s)")
     parser.add_argument("--top", type=int, default=12,
                         help="functions to list in each top list (default: %(default)s)")
-    parser.add_argument("--time-limit", type=int, default=600,
-                        help="stop after this many seconds whatever happens "
-                             "(default: %(default)s)")
     return parser.parse_args(argv)
 
 

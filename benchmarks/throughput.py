@@ -36,7 +36,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import bench_app
 import minimal_app
 from _common import (
-    DEFAULT_POSTGRES_URL,
+    argument_parser,
     FIXED_CODE,
     RECIPIENT,
     LoadResult,
@@ -63,13 +63,9 @@ APPS = ("ours", "minimal")
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
+    parser = argument_parser(__doc__, time_limit=600)
     parser.add_argument("--databases", default="sqlite,postgresql",
                         help="comma-separated: sqlite, postgresql (default: both)")
-    parser.add_argument("--postgres-url", default=DEFAULT_POSTGRES_URL,
-                        help="PostgreSQL database to use (default: %(default)s)")
     parser.add_argument("--requests", type=int, default=750,
                         help="measured requests per operation, app and round "
                              "(default: %(default)s)")
@@ -88,9 +84,6 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                         help="threads per gthread worker (default: %(default)s)")
     parser.add_argument("--worker-class", default="gthread", choices=("gthread", "gevent"),
                         help="gunicorn worker class (default: %(default)s)")
-    parser.add_argument("--time-limit", type=int, default=600,
-                        help="stop after this many seconds whatever happens "
-                             "(default: %(default)s)")
     parser.add_argument("--keep-logs", action="store_true",
                         help="keep the servers' logs and the SQLite file")
     return parser.parse_args(argv)
