@@ -122,3 +122,10 @@ def test_purge_deletes_finished_sessions_at_once(app, sdkauth, widget, outbox, c
         assert sdkauth.check_status_and_complete(request_id, "+79991234567") is True
     clock.advance(1)
     assert _run(app, "purge", "--older-than", "0").output.strip() == "Deleted 1 session(s)."
+
+
+def test_create_with_allowed_regions(app, sdkauth):
+    result = _run(app, "widget", "create", "RU", "--channel", "sms", "--region", "ru", "--region", "KZ")
+    with app.app_context():
+        widget = sdkauth.engine.find_widget(uuid.UUID(result.output.strip()))
+    assert widget.allowed_regions == {"RU", "KZ"}
