@@ -38,7 +38,7 @@ from flask_jwt_extended import JWTManager
 from flask_sqlalchemy import SQLAlchemy
 
 import flask_sdkauth.launch
-from flask_sdkauth import Message, SdkAuth
+from flask_sdkauth import Channel, Message, SdkAuth
 
 FIXED_CODE = "123456"
 
@@ -144,3 +144,16 @@ def create_app() -> Flask:
         if hasattr(notifier, "wait_until_subscribed") and not notifier.wait_until_subscribed(10):
             raise RuntimeError("could not subscribe to Redis")
     return app
+
+
+def prepare_database(url: str, secret: str) -> tuple[str, str]:
+    """Create the extension's tables afresh with one widget; return its id and a token."""
+    app, db, sdkauth = build({"SECRET_KEY": secret, "SQLALCHEMY_DATABASE_URI": url})
+    with app.app_context():
+        # Dropped and created again, so that they match the installed version.
+        db.drop_all()
+        db.create_all()
+        widget = sdkauth.create_widget("Benchmark", [Channel("sms")])
+        token = sdkauth.create_token([widget.id], expires_in=3600)
+        db.engine.dispose()
+    return str(widget.id), token

@@ -60,7 +60,6 @@ from _common import (
     sqlite_file_url,
 )
 
-from flask_sdkauth import Channel
 
 WARMUP_SESSIONS = 20
 
@@ -97,18 +96,6 @@ class LevelResult:
     wrong: int  # long polls or changes that did not answer as expected
     full_gc: dict[str, float]  # the worker's full collections while waking up
     settled: float  # seconds from opening the long polls to the worker going idle
-
-
-def prepare_database(url: str, secret: str) -> tuple[str, str]:
-    app, db, sdkauth = bench_app.build({"SECRET_KEY": secret, "SQLALCHEMY_DATABASE_URI": url})
-    with app.app_context():
-        # Dropped and created again, so that they match the installed version.
-        db.drop_all()
-        db.create_all()
-        widget = sdkauth.create_widget("Benchmark", [Channel("sms")])
-        token = sdkauth.create_token([widget.id], expires_in=3600)
-        db.engine.dispose()
-    return str(widget.id), token
 
 
 async def get_json(port: int, path: str) -> Any:
@@ -212,7 +199,7 @@ async def round_trip(
 def run_level(args: argparse.Namespace, notifier: str, waiters: int, url: str,
               workdir: Workdir) -> LevelResult:
     secret = secrets.token_urlsafe(32)
-    widget_id, token = prepare_database(url, secret)
+    widget_id, token = bench_app.prepare_database(url, secret)
     env = {
         "BENCH_DATABASE_URL": url,
         "BENCH_SECRET_KEY": secret,

@@ -56,7 +56,6 @@ from _common import (
     sqlite_file_url,
 )
 
-from flask_sdkauth import Channel
 
 OPERATIONS = ("send", "checkCode")
 APPS = ("ours", "minimal")
@@ -91,19 +90,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 def prepare_database(url: str, secret: str) -> tuple[str, str]:
     """Create both apps' tables afresh; return a widget id and its token."""
-    app, db, sdkauth = bench_app.build({"SECRET_KEY": secret, "SQLALCHEMY_DATABASE_URI": url})
-    with app.app_context():
-        # Dropped and created again, so that they match the installed version.
-        db.drop_all()
-        db.create_all()
-        widget = sdkauth.create_widget("Benchmark", [Channel("sms")])
-        token = sdkauth.create_token([widget.id], expires_in=3600)
-        db.engine.dispose()
+    widget_id, token = bench_app.prepare_database(url, secret)
     engine = sa.create_engine(url)
     minimal_app.metadata.drop_all(engine)
     minimal_app.metadata.create_all(engine)
     engine.dispose()
-    return str(widget.id), token
+    return widget_id, token
 
 
 @dataclass
