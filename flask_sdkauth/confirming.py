@@ -72,17 +72,7 @@ class ConfirmingMixin(EngineCore):
             self._wrong_attempt(session)
         expected = session.payload.get("matchNumber")
         if expected is not None and number != expected:
-            if self.sessions.apply(
-                request_id,
-                Event.ATTEMPTS_EXHAUSTED,
-                at_generation=session.generation,
-                remaining_attempts=0,
-                code_hash=None,
-                updated_at=self.clock(),
-            ):
-                raise AttemptsExpiredException()
-            self._settle(Operation.CONFIRM, self._load(request_id))
-            raise InvalidCodeException()
+            self._end_attempts(session, Operation.CONFIRM)
         return self._confirm(session)
 
     @reports_errors
@@ -186,26 +176,30 @@ class ConfirmingMixin(EngineCore):
         spans all its sessions."""
         self.guards.code_failed(session.recipient)
         remaining = self.sessions.columns.remaining_attempts
-        now = self.clock()
         if self.sessions.apply(
             session.id,
             Event.WRONG_ATTEMPT,
             at_generation=session.generation,
             where=[remaining > 1],
             remaining_attempts=remaining - 1,
-            updated_at=now,
+            updated_at=self.clock(),
         ):
             raise InvalidCodeException()
+        self._end_attempts(session, Operation.CHECK_CODE)
+
+    def _end_attempts(self, session: SessionRecord, operation: Operation) -> NoReturn:
+        """Move the session to ``attempts_expired`` and raise; if someone else moved
+        it first, raise what its new state answers (or ``InvalidCodeException``)."""
         if self.sessions.apply(
             session.id,
             Event.ATTEMPTS_EXHAUSTED,
             at_generation=session.generation,
             remaining_attempts=0,
             code_hash=None,
-            updated_at=now,
+            updated_at=self.clock(),
         ):
             raise AttemptsExpiredException()
-        self._settle(Operation.CHECK_CODE, self._load(session.id))
+        self._settle(operation, self._load(session.id))
         raise InvalidCodeException()
 
     def _complete(self, session: SessionRecord) -> bool:
