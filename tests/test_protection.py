@@ -133,9 +133,10 @@ def test_three_sends_a_minute_per_number(protected, clock):
     for _ in range(3):
         assert api.send(widget.id).status_code == 201
         clock.advance(10)
-    _assert_rate_limited(api.send(widget.id), retry_after=30)
+    # The first send's slot is free strictly after 60 s: Retry-After says 31.
+    _assert_rate_limited(api.send(widget.id), retry_after=31)
     assert api.send(widget.id, _number(1)).status_code == 201  # another number
-    clock.advance(30)
+    clock.advance(31)
     assert api.send(widget.id).status_code == 201
 
 
@@ -143,11 +144,11 @@ def test_sends_per_ip(protected, clock):
     app, sdkauth, api, widget = protected({"SDKAUTH_RATELIMIT_SEND_PER_IP": "4/minute"})
     for i in range(4):
         assert api.send(widget.id, _number(i)).status_code == 201
-    _assert_rate_limited(api.send(widget.id, _number(4)), retry_after=60)
+    _assert_rate_limited(api.send(widget.id, _number(4)), retry_after=61)
     api.client.environ_base["REMOTE_ADDR"] = "203.0.113.9"
     assert api.send(widget.id, _number(5)).status_code == 201
     api.client.environ_base["REMOTE_ADDR"] = "198.51.100.7"
-    clock.advance(60)
+    clock.advance(61)
     assert api.send(widget.id, _number(6)).status_code == 201
 
 
@@ -162,8 +163,8 @@ def test_sends_per_widget(protected, clock):
     app, sdkauth, api, widget = protected({"SDKAUTH_RATELIMIT_SEND_PER_WIDGET": "2/hour"})
     for i in range(2):
         assert api.send(widget.id, _number(i)).status_code == 201
-    _assert_rate_limited(api.send(widget.id, _number(2)), retry_after=3600)
-    clock.advance(3600)
+    _assert_rate_limited(api.send(widget.id, _number(2)), retry_after=3601)
+    clock.advance(3601)
     assert api.send(widget.id, _number(3)).status_code == 201
 
 
@@ -190,8 +191,8 @@ def test_check_code_per_session(protected, clock, outbox):
     request_id = started(api, widget.id)
     for _ in range(10):
         assert api.check_code(request_id, wrong(outbox.last.code)).status_code == 400
-    _assert_rate_limited(api.check_code(request_id, outbox.last.code))
-    clock.advance(60)
+    _assert_rate_limited(api.check_code(request_id, outbox.last.code), retry_after=61)
+    clock.advance(61)
     assert api.check_code(request_id, outbox.last.code).json["type"] == "AttemptsExpiredException"
 
 
@@ -239,7 +240,7 @@ def test_wrong_codes_per_number_across_sessions(protected, clock, outbox):
     other = api.send(widget.id, _number(9)).json["requestId"]
     assert api.check_code(other, outbox.last.code).json == {"success": True}
     # The window is 15 minutes: then the real user gets in with a fresh session.
-    clock.advance(15 * 60)
+    clock.advance(15 * 60 + 1)
     fresh = started(api, widget.id)
     assert api.check_code(fresh, outbox.last.code).json == {"success": True}
 
@@ -336,7 +337,7 @@ def test_daily_cap_per_widget(protected, clock):
     for i in range(2):
         assert api.send(widget.id, _number(i)).status_code == 201
     _assert_rate_limited(api.send(widget.id, _number(2)))
-    clock.advance(24 * 3600)
+    clock.advance(24 * 3600 + 1)
     assert api.send(widget.id, _number(3)).status_code == 201
 
 
