@@ -177,6 +177,58 @@ def test_client_ip_comes_from_the_hook(protected):
     _assert_rate_limited(api.send(widget.id, _number(3)))
 
 
+def _send_as(api, widget, number, remote_addr, **headers):
+    body = {"widgetId": str(widget.id), "recipient": number}
+    return api.client.post(
+        "/", json=body, headers={**api.headers, **headers},
+        environ_overrides={"REMOTE_ADDR": remote_addr},
+    )
+
+
+def test_proxy_fix_on_a_directly_reachable_app_lets_clients_pick_their_address(protected):
+    """Why docs/deployment.rst says the app must not be reachable directly."""
+    from werkzeug.middleware.proxy_fix import ProxyFix
+
+    app, sdkauth, api, widget = protected({"SDKAUTH_RATELIMIT_SEND_PER_IP": "1/minute"})
+    app.wsgi_app = ProxyFix(app.wsgi_app, x_for=1)
+    for i in range(4):  # straight from the client, no proxy in between
+        forged = {"X-Forwarded-For": f"192.0.2.{i}"}
+        assert _send_as(api, widget, _number(i), "203.0.113.50", **forged).status_code == 201
+
+
+def test_proxy_fix_with_the_right_number_of_proxies_counts_the_client(protected):
+    from werkzeug.middleware.proxy_fix import ProxyFix
+
+    app, sdkauth, api, widget = protected({"SDKAUTH_RATELIMIT_SEND_PER_IP": "1/minute"})
+    app.wsgi_app = ProxyFix(app.wsgi_app, x_for=1)
+    proxy = "10.0.0.5"
+    for i in range(3):
+        # The client forges a first entry; the one proxy appends the real address.
+        header = {"X-Forwarded-For": f"192.0.2.{i}, 203.0.113.50"}
+        response = _send_as(api, widget, _number(i), proxy, **header)
+        assert response.status_code == (201 if i == 0 else 429)
+
+
+def test_client_ip_loader_of_the_docs_trusts_the_header_only_from_the_proxy(protected):
+    from flask import request
+
+    app, sdkauth, api, widget = protected({"SDKAUTH_RATELIMIT_SEND_PER_IP": "1/minute"})
+    trusted_proxies = {"10.0.0.5"}
+
+    @sdkauth.client_ip_loader
+    def client_ip():
+        if request.remote_addr in trusted_proxies:
+            return request.headers.get("X-Real-IP", request.remote_addr)
+        return request.remote_addr
+
+    direct = [_send_as(api, widget, _number(i), "203.0.113.50", **{"X-Real-IP": f"192.0.2.{i}"})
+              for i in range(2)]
+    assert [r.status_code for r in direct] == [201, 429]
+    proxied = [_send_as(api, widget, _number(5 + i), "10.0.0.5", **{"X-Real-IP": f"198.18.0.{i}"})
+               for i in range(2)]
+    assert [r.status_code for r in proxied] == [201, 201]
+
+
 def test_limits_can_be_switched_off(protected):
     app, sdkauth, api, widget = protected({"SDKAUTH_RATELIMIT_SEND_PER_RECIPIENT": None})
     for _ in range(6):
