@@ -309,3 +309,33 @@ def test_refused_sends_do_not_spend_the_widget_budget(shared):
     results = _http_race(app, refused + legit)
     assert _statuses(results[:16]) == {400: 10, 403: 6}
     assert _statuses(results[16:]) == {201: 2, 429: 2}
+
+
+@pytest.mark.parametrize(
+    "config",
+    [
+        {"SDKAUTH_DAILY_SEND_CAP_PER_WIDGET": 5},
+        {"SDKAUTH_DAILY_SEND_CAP_PER_COUNTRY": {"7": 5, "*": 1000}},
+        {"SDKAUTH_RATELIMIT_SEND_PER_WIDGET": "5/minute"},
+        {"SDKAUTH_RATELIMIT_SEND_PER_IP": "5/minute"},
+    ],
+    ids=["daily-per-widget", "daily-per-country", "per-widget", "per-ip"],
+)
+def test_burst_of_sends_gets_exactly_each_cap(shared, config):
+    app, sdkauth = shared({"SDKAUTH_DAILY_SEND_CAP_PER_COUNTRY": None, **config})
+    # The country's counter is keyed by its calling code alone, which every run
+    # shares: start it from zero.
+    with app.app_context():
+        sdkauth.engine.guards.limiter.reset()
+    widget = _widget(app, sdkauth)
+    headers = bearer(app, sdkauth, widget.id)
+    address = f"198.18.{secrets.randbelow(256)}.{secrets.randbelow(256)}"
+
+    def send(recipient):
+        body = {"widgetId": str(widget.id), "recipient": recipient}
+        return lambda c: c.post(
+            "/", json=body, headers=headers, environ_overrides={"REMOTE_ADDR": address}
+        )
+
+    results = _http_race(app, [send(_number()) for _ in range(BURST)])
+    assert _statuses(results) == {201: 5, 429: BURST - 5}
