@@ -32,7 +32,7 @@ def to_e164(text: str, region: str | None = None) -> str:
     return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
 
 
-_NOTATION = re.compile(r"[0-9+\-()\s]*[0-9][0-9+\-()\s]*", re.ASCII)
+_NOTATION = re.compile(r"[0-9+\-()\s]+", re.ASCII)
 _NOT_A_DIGIT = re.compile(r"[^0-9]", re.ASCII)
 
 
@@ -44,9 +44,10 @@ def digits_of(text: str) -> str:
 
     :raises InvalidPhoneNumber: any other character, or no digit at all.
     """
-    if not _NOTATION.fullmatch(text):
+    digits = _NOT_A_DIGIT.sub("", text) if _NOTATION.fullmatch(text) else ""
+    if not digits:
         raise InvalidPhoneNumber("Not a valid phone number.")
-    return _NOT_A_DIGIT.sub("", text)
+    return digits
 
 
 @dataclass(frozen=True)

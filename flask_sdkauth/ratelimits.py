@@ -13,14 +13,16 @@ import logging
 import math
 import threading
 import time
-from time import monotonic
 from collections.abc import Callable, Mapping
+from operator import methodcaller
+from time import monotonic
 from typing import TypeVar
 
 from limits import RateLimitItem, parse_many
 from limits.errors import StorageError
 from limits.storage import MemoryStorage, storage_from_string
 from limits.strategies import MovingWindowRateLimiter
+from limits.util import WindowStats
 
 from .errors import NoConnectionException, RateLimitException
 
@@ -79,7 +81,7 @@ class RateLimiter:
         :raises NoConnectionException: the storage is down and there is no fallback.
         """
         for item in self._rules[rule]:
-            if not self._call(lambda limiter: limiter.hit(item, rule, *key)):
+            if not self._call(methodcaller("hit", item, rule, *key)):
                 raise RateLimitException(
                     headers={"Retry-After": str(self._retry_after(item, rule, key))}
                 )
@@ -96,7 +98,7 @@ class RateLimiter:
         """Whether every limit of ``rule`` has a slot left, taking none (advisory:
         only :meth:`hit` decides)."""
         return all(
-            self._call(lambda limiter: limiter.test(item, rule, *key))
+            self._call(methodcaller("test", item, rule, *key))
             for item in self._rules[rule]
         )
 
@@ -113,7 +115,7 @@ class RateLimiter:
     def _retry_after(self, item: RateLimitItem, rule: str, key: tuple[str, ...]) -> int:
         """Whole seconds after which a slot is free again (the window frees a slot
         strictly after its reset time, hence the floor plus one)."""
-        stats = self._call(lambda limiter: limiter.get_window_stats(item, rule, *key))
+        stats: WindowStats = self._call(methodcaller("get_window_stats", item, rule, *key))
         return max(1, math.floor(stats.reset_time - time.time()) + 1)
 
     def _call(self, operation: Callable[[MovingWindowRateLimiter], T]) -> T:

@@ -142,7 +142,7 @@ def test_concurrent_guesses_never_compare_more_than_number_of_tries(
         guesses = [wrong(code)] * (GUESSES - 1) + [code]
         comparisons.clear()
         results = _race(
-            app, [lambda g=g: sdkauth.engine.check_code(request_id, g) for g in guesses]
+            app, [lambda g=g, r=request_id: sdkauth.engine.check_code(r, g) for g in guesses]
         )
         assert 1 <= len(comparisons) <= 3, results
         assert set(comparisons) == {request_id}
@@ -170,7 +170,7 @@ def test_right_code_after_concurrent_wrong_ones_never_wins(shared, outbox, compa
         comparisons.clear()
         results = _race(
             app,
-            [lambda: sdkauth.engine.check_code(request_id, wrong(code))] * GUESSES,
+            [lambda r=request_id, c=code: sdkauth.engine.check_code(r, wrong(c))] * GUESSES,
         )
         assert len(comparisons) == 3
         assert Counter(results) == {
