@@ -126,6 +126,8 @@ class SdkAuth:
                 SECURITY_SCHEME, {"type": "http", "scheme": "bearer", "bearerFormat": "JWT"}
             )
         api.register_blueprint(blp, url_prefix=url_prefix or None)
+        # Runs before Flask raises a routing error: our paths' 404/405 in our shape.
+        app.before_request(blp.refuse_unrouted)
 
     # -- per-app state ---------------------------------------------------------
 

@@ -29,14 +29,40 @@ __all__ = [
 ]
 
 
+#: The longest phone number text read (anything longer is refused before parsing).
+MAX_PHONE_LENGTH = 64
+#: Phone numbers are printable text: phonenumbers would skip a control character.
+PRINTABLE = r"^[^\u0000-\u001F\u007F]*$"
+#: The alphabet of confirmation tokens (``secrets.token_urlsafe``).
+URLSAFE = r"^[A-Za-z0-9_-]*$"
+
+
+def _phone_validators() -> list[ma.validate.Validator]:
+    return [
+        ma.validate.Length(min=1, max=MAX_PHONE_LENGTH),
+        ma.validate.Regexp(PRINTABLE, error="Not a valid phone number."),
+    ]
+
+
+def _token_validators() -> list[ma.validate.Validator]:
+    return [
+        ma.validate.Length(min=1, max=128),
+        ma.validate.Regexp(URLSAFE, error="Not a valid token."),
+    ]
+
+
 class PhoneNumber(ma.fields.String):
-    """A phone number, loaded as E.164; written without ``+`` it needs
-    ``SDKAUTH_DEFAULT_REGION``."""
+    """A phone number of 1 to 64 characters, loaded as E.164; written without ``+``
+    it needs ``SDKAUTH_DEFAULT_REGION``."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        # The validators document the constraints; _deserialize enforces them first.
+        super().__init__(validate=_phone_validators(), **kwargs)
 
     def _deserialize(self, value: Any, attr: str | None, data: Any, **kwargs: Any) -> str:
         text = super()._deserialize(value, attr, data, **kwargs)
-        if len(text) > 64:
-            raise ma.ValidationError("Not a valid phone number.")
+        for validator in _phone_validators():
+            validator(text)
         region = current_app.extensions["sdkauth"].settings.default_region
         try:
             return to_e164(text, region)
@@ -61,7 +87,7 @@ class RequestPath(ma.Schema):
 class RecipientQuery(_Dto):
     recipient = ma.fields.String(
         required=True,
-        validate=ma.validate.Length(min=1, max=64),
+        validate=_phone_validators(),
         metadata={"description": "The session's phone number, in any common notation"},
     )
 
@@ -143,14 +169,14 @@ class CheckCodeRequestDto(_Dto):
 class ConfirmLinkQuery(_Dto):
     """The codeless confirmation link: its token and the numbers to offer."""
 
-    token = ma.fields.String(required=True, validate=ma.validate.Length(min=1, max=128))
+    token = ma.fields.String(required=True, validate=_token_validators())
     choices = ma.fields.String(load_default="", validate=ma.validate.Length(max=32))
 
 
 class ConfirmForm(_Dto):
     """The codeless confirmation page's form."""
 
-    token = ma.fields.String(required=True, validate=ma.validate.Length(min=1, max=128))
+    token = ma.fields.String(required=True, validate=_token_validators())
     number = ma.fields.String(load_default=None, validate=ma.validate.Length(max=8))
 
 

@@ -25,6 +25,7 @@ from .errors import (
     NoAvailableChannelsException,
     PhoneNumberMismatchException,
     RateLimitException,
+    RequestNotFoundException,
     ResendChannelException,
     RestartCooldownActiveException,
     SessionAlreadyConfirmedException,
@@ -84,7 +85,7 @@ def _refuse_disabled_operations() -> None:
     endpoint = (request.endpoint or "").rpartition(".")[2]
     disabled = current_app.extensions["sdkauth"].settings.disabled_operations
     if ENDPOINT_OPERATIONS.get(endpoint) in disabled:
-        raise NotFound()
+        raise RequestNotFoundException()
 
 
 def _engine() -> Engine:
@@ -100,6 +101,14 @@ def _client_ip() -> str | None:
 def _internal_error(error: InternalServerError) -> Any:
     logger.error("sdkauth: unexpected error", exc_info=error.original_exception)
     return error_response(InternalServerErrorException())
+
+
+def _not_found(error: NotFound) -> Any:
+    # A missing static file of ours: the contract's shape, not werkzeug's page.
+    return error_response(RequestNotFoundException())
+
+
+blp.register_error_handler(NotFound, _not_found)
 
 
 @blp.route("/", methods=["POST"], strict_slashes=False)

@@ -148,3 +148,142 @@ def test_national_numbers_need_a_default_region(make_app):
 def test_authentication_comes_before_validation(client):
     response = client.post("/", data=b"{not json", content_type="application/json")
     assert response.status_code == 401
+
+
+# -- hostile input: always the exact ValidateError body, nothing stored is lost ----
+
+def _exact(payload):
+    body = {"type": "ValidateError", "message": wire_message("ValidateError"),
+            "httpStatus": 400, "payload": payload}
+    return json.dumps(body, ensure_ascii=False, separators=(",", ":")).encode()
+
+
+INVALID_JSON = {"json": ["Invalid JSON body."]}
+
+HOSTILE_BODIES = {
+    "nested arrays": b"[" * 1500 + b"]" * 1500,
+    "nested objects": b'{"a":' * 1500 + b"1" + b"}" * 1500,
+    "5000 digits": b'{"code": ' + b"1" * 5000 + b"}",
+    "invalid UTF-8": b'{"code": "\xff\xfe"}',
+    "Latin-1": b'{"code": "\xe9"}',
+    "UTF-16 without BOM": '{"code": "1"}'.encode("utf-16-le"),
+    "UTF-16 with BOM": '{"code": "1"}'.encode("utf-16"),
+    "UTF-8 BOM": b'\xef\xbb\xbf{"code": "1"}',
+    "NaN": b'{"code": NaN}',
+    "Infinity": b'{"code": -Infinity}',
+    "lone surrogate": b'{"code": "\\ud800"}',
+    "truncated": b'{"code": "12',
+    "trailing data": b'{"code": "1"} x',
+}
+
+
+@pytest.fixture
+def session(client, widget, headers):
+    from .flow import WidgetClient, started
+
+    api = WidgetClient(client, headers)
+    return api, started(api, widget.id)
+
+
+def _still_works(api, request_id, outbox):
+    assert api.check_code(request_id, outbox.last.code).json == {"success": True}
+    assert api.check_status_and_complete(request_id).json == {"success": True}
+
+
+@pytest.mark.parametrize("data", list(HOSTILE_BODIES.values()), ids=list(HOSTILE_BODIES))
+def test_hostile_json_bodies(app, sdkauth, client, widget, headers, session, outbox, data, caplog):
+    api, request_id = session
+    before = _count(app, sdkauth)
+    for path in ("/", f"/{request_id}/checkCode"):
+        response = client.post(path, data=data, headers=headers, content_type="application/json")
+        assert response.data == _exact(INVALID_JSON), (path, response.data)
+    assert not [record for record in caplog.records if record.exc_info]
+    assert _count(app, sdkauth) == before
+    _still_works(api, request_id, outbox)
+
+
+def test_a_charset_parameter_does_not_change_the_encoding(client, headers, session, outbox):
+    api, request_id = session
+    response = client.post(
+        f"/{request_id}/checkCode", data='{"code": "1"}'.encode("utf-16"), headers=headers,
+        content_type="application/json; charset=utf-16",
+    )
+    assert response.data == _exact(INVALID_JSON)
+    _still_works(api, request_id, outbox)
+
+
+TOO_LONG = {"recipient": ["Length must be between 1 and 64."]}
+NOT_A_NUMBER = {"recipient": ["Not a valid phone number."]}
+
+HOSTILE_QUERIES = {
+    "huge": ("recipient=" + "9" * 20_000, {"query": ["Query string is too large."]}),
+    "too long": ("recipient=" + "9" * 65, {"query": TOO_LONG}),
+    "control character": ("recipient=%2B79991234567\x01", {"query": NOT_A_NUMBER}),
+    "encoded NUL": ("recipient=%2B7999123%004567", {"query": NOT_A_NUMBER}),
+    "encoded newline": ("recipient=%2B7%0A9991234567", {"query": NOT_A_NUMBER}),
+    "repeated key": (
+        "recipient=%2B79991234567&recipient=%2B79990000000",
+        {"query": {"recipient": ["Repeated parameter."]}},
+    ),
+    # Werkzeug keeps a bad escape as it is, and decodes bad UTF-8 to U+FFFD: the
+    # engine then reads a text that is no phone number (no location level, §precedence).
+    "invalid percent-encoding": ("recipient=%zz%", NOT_A_NUMBER),
+    "invalid UTF-8": ("recipient=%FF%FE", NOT_A_NUMBER),
+}
+
+
+@pytest.mark.parametrize(
+    "query, payload", list(HOSTILE_QUERIES.values()), ids=list(HOSTILE_QUERIES)
+)
+def test_hostile_query_strings(client, headers, session, outbox, query, payload):
+    api, request_id = session
+    for method, path in (
+        ("GET", f"/{request_id}/status"),
+        ("GET", f"/longPolling/{request_id}/status"),
+        ("POST", f"/{request_id}/checkStatusAndComplete"),
+    ):
+        response = client.open(
+            path, method=method, headers=headers, environ_overrides={"QUERY_STRING": query}
+        )
+        assert response.data == _exact(payload), (path, response.data)
+    _still_works(api, request_id, outbox)
+
+
+FORM = "application/x-www-form-urlencoded"
+HOSTILE_FORMS = {
+    "huge": (b"token=" + b"a" * 20_000, FORM, {"form": ["Request body is too large."]}),
+    "repeated key": (b"token=a&token=b", FORM, {"form": {"token": ["Repeated parameter."]}}),
+    "control character": (b"token=a%00b", FORM, {"form": {"token": ["Not a valid token."]}}),
+    "invalid percent-encoding": (b"token=%zz", FORM, {"form": {"token": ["Not a valid token."]}}),
+    "too long": (b"token=" + b"a" * 129, FORM,
+                 {"form": {"token": ["Length must be between 1 and 128."]}}),
+    "broken multipart": (b"--xx\r\ngarbage", "multipart/form-data; boundary=xx",
+                         {"form": {"token": ["Missing data for required field."]}}),
+}
+
+
+@pytest.mark.parametrize(
+    "data, content_type, payload", list(HOSTILE_FORMS.values()), ids=list(HOSTILE_FORMS)
+)
+def test_hostile_confirm_forms(client, session, outbox, data, content_type, payload):
+    api, request_id = session
+    response = client.post(f"/{request_id}/confirm", data=data, content_type=content_type)
+    assert response.data == _exact(payload)
+    _still_works(api, request_id, outbox)
+
+
+@pytest.mark.parametrize(
+    "query, payload",
+    [
+        ("token=a&token=b", {"query": {"token": ["Repeated parameter."]}}),
+        ("token=%FF%00", {"query": {"token": ["Not a valid token."]}}),
+        ("token=a&choices=" + "1" * 20_000, {"query": ["Query string is too large."]}),
+    ],
+)
+def test_hostile_confirm_links(client, session, outbox, query, payload):
+    api, request_id = session
+    response = client.get(
+        f"/{request_id}/confirm", environ_overrides={"QUERY_STRING": query}
+    )
+    assert response.data == _exact(payload)
+    _still_works(api, request_id, outbox)
