@@ -8,7 +8,6 @@ are mixed into the generated ids so positive cases reach real states, not just 4
 
 from __future__ import annotations
 
-import time
 from collections import Counter
 from typing import Any
 
@@ -207,9 +206,7 @@ def _run(schema: Any) -> tuple[list[str], Counter[tuple[str, str, int]]]:
 def test_schemathesis_finds_nothing(fuzz_app: Any) -> None:
     app, token, values = fuzz_app
     schema = schemathesis.openapi.from_wsgi(OPENAPI, app, config=_config(token, values))
-    started = time.monotonic()
     problems, answered = _run(schema)
-    elapsed = time.monotonic() - started
     for key, count in sorted(answered.items()):
         print(*key, count)
     assert problems == [], "\n".join(problems)
@@ -230,4 +227,3 @@ def test_schemathesis_finds_nothing(fuzz_app: Any) -> None:
         assert 400 in statuses and any(200 <= status < 300 for status in positive), (
             operation_id, statuses
         )
-    assert elapsed < 90, f"fuzzing took {elapsed:.0f} s"
