@@ -109,8 +109,9 @@ class RedisNotifier:
     _SUBSCRIBE_SECONDS = 1.0
     #: How often the listener looks up from a quiet connection (to notice close()).
     _POLL_SECONDS = 1.0
-    #: redis-py waits as long as the OS lets a connect or a read hang; these bound
-    #: it (the URL's ``?socket_connect_timeout=…&socket_timeout=…`` take precedence).
+    #: Older redis-py releases wait as long as the OS lets a connect or a read hang
+    #: (recent ones 5 s); these bound it whatever the release (the URL's
+    #: ``?socket_connect_timeout=…&socket_timeout=…`` take precedence).
     _TIMEOUTS = {"socket_connect_timeout": 2.0, "socket_timeout": 2.0}
 
     def __init__(self, url: str) -> None:

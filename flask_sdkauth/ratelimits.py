@@ -33,8 +33,8 @@ logger = logging.getLogger("flask_sdkauth")
 
 T = TypeVar("T")
 
-#: Seconds for redis-py, whose default is to wait as long as the OS lets a connect
-#: or a read hang; the storage URL's query arguments take precedence.
+#: Seconds for redis-py, whose older releases wait as long as the OS lets a connect
+#: or a read hang (recent ones 5 s); the storage URL's query arguments take precedence.
 _REDIS_TIMEOUTS = {"socket_connect_timeout": 2.0, "socket_timeout": 2.0}
 _REDIS_SCHEMES = frozenset({"redis", "rediss", "redis+unix"})
 
