@@ -92,11 +92,27 @@ class MemoryNotifier:
 
 class RedisNotifier:
     """Changes published on one Redis channel; each process listens once and wakes
-    its own waiters through a :class:`MemoryNotifier`."""
+    its own waiters through a :class:`MemoryNotifier`.
+
+    While Redis cannot be reached the notifier is *down*: the outage is logged once
+    when it starts (ERROR) and once when it ends (WARNING), whichever of the
+    listener and :meth:`publish` notices it; the listener reconnects with a backoff
+    doubling from ``_RETRY_SECONDS`` up to ``_MAX_RETRY_SECONDS``; :meth:`publish`
+    wakes this process's waiters directly without trying Redis, and :meth:`listen`
+    does not wait for a subscription that cannot come, so long polls fall back to
+    re-reading the database every ``SDKAUTH_LONG_POLLING_INTERVAL`` seconds.
+    """
 
     CHANNEL = "flask-sdkauth:session-changed"
     _RETRY_SECONDS = 1.0
+    _MAX_RETRY_SECONDS = 30.0
     _SUBSCRIBE_SECONDS = 1.0
+    #: How often the listener looks up from a quiet connection (to notice close()).
+    _POLL_SECONDS = 1.0
+    #: Older redis-py releases wait as long as the OS lets a connect or a read hang
+    #: (recent ones 5 s); these bound it whatever the release (the URL's
+    #: ``?socket_connect_timeout=…&socket_timeout=…`` take precedence).
+    _TIMEOUTS = {"socket_connect_timeout": 2.0, "socket_timeout": 2.0}
 
     def __init__(self, url: str) -> None:
         try:
@@ -105,24 +121,46 @@ class RedisNotifier:
             raise RuntimeError(
                 "SDKAUTH_NOTIFIER_URL is a Redis URL: pip install 'flask-sdkauth[redis]'"
             ) from exc
-        self._redis = redis.Redis.from_url(url)
+        self._redis = redis.Redis.from_url(url, **self._TIMEOUTS)
         self._local = MemoryNotifier()
         self._lock = threading.Lock()
+        # Notified when the listener subscribes or the outage is noticed.
+        self._settled = threading.Condition(self._lock)
         self._listener: threading.Thread | None = None
         self._subscribed = threading.Event()
+        self._closed = threading.Event()
+        self._down_since: float | None = None  # monotonic time the outage began
 
     def publish(self, request_id: uuid.UUID) -> None:
+        if self._down_since is not None and not self._subscribed.is_set():
+            # Known down: do not make the request wait for a connect that fails;
+            # the listener is probing. Waiters of this process still hear of it.
+            self._start_listener()
+            self._local.publish(request_id)
+            return
         try:
             self._redis.publish(self.CHANNEL, str(request_id))
         except Exception as exc:  # waiters fall back to polling; the change is stored
-            logger.warning("sdkauth: could not publish a session change: %s", exc)
+            self._went_down(exc)
+            self._start_listener()  # someone must notice when Redis is back
+            self._local.publish(request_id)
+            return
+        if self._down_since is not None:
+            self._came_back()
 
     @contextmanager
     def listen(self, request_id: uuid.UUID) -> Iterator[_Event]:
         self._start_listener()
-        # The first waiters of a fresh process wait (briefly) for the subscription,
-        # so that a change published meanwhile is not missed.
-        self._subscribed.wait(self._SUBSCRIBE_SECONDS)
+        if not self._subscribed.is_set():
+            # The first waiters of a fresh process wait (briefly) for the
+            # subscription, so that a change published meanwhile is not missed.
+            # While Redis is known to be down no subscription can come: the waiter
+            # relies on its periodic re-read instead.
+            with self._settled:
+                self._settled.wait_for(
+                    lambda: self._subscribed.is_set() or self._down_since is not None,
+                    self._SUBSCRIBE_SECONDS,
+                )
         with self._local.listen(request_id) as event:
             yield event
 
@@ -130,33 +168,82 @@ class RedisNotifier:
     def waiting(self) -> int:
         return self._local.waiting
 
+    @property
+    def is_down(self) -> bool:
+        """Whether Redis is known to be unreachable (for monitoring and tests)."""
+        return self._down_since is not None
+
     def wait_until_subscribed(self, timeout: float) -> bool:
         """Start listening and wait until Redis confirms the subscription."""
         self._start_listener()
         return self._subscribed.wait(timeout)
 
+    def close(self) -> None:
+        """Stop the listener thread (within ``_POLL_SECONDS``) and drop connections."""
+        self._closed.set()
+        with self._lock:
+            listener = self._listener
+        if listener is not None:
+            listener.join(self._POLL_SECONDS + float(self._TIMEOUTS["socket_timeout"]) + 1)
+        self._redis.close()
+
     def _start_listener(self) -> None:
         with self._lock:
-            if self._listener is None:
+            if self._listener is None and not self._closed.is_set():
                 self._listener = threading.Thread(
                     target=self._listen, name="sdkauth-redis-listener", daemon=True
                 )
                 self._listener.start()
 
     def _listen(self) -> None:
-        while True:
+        delay = self._RETRY_SECONDS
+        while not self._closed.is_set():
+            pubsub = self._redis.pubsub()  # type: ignore[no-untyped-call]
             try:
-                pubsub = self._redis.pubsub()
                 pubsub.subscribe(self.CHANNEL)
-                for message in pubsub.listen():
+                while not self._closed.is_set():
+                    message = pubsub.get_message(timeout=self._POLL_SECONDS)
+                    if message is None:
+                        continue
                     if message["type"] == "subscribe":
                         self._subscribed.set()
+                        self._came_back()
+                        with self._settled:
+                            self._settled.notify_all()
+                        delay = self._RETRY_SECONDS
                     elif message["type"] == "message":
                         self._wake(message["data"])
             except Exception as exc:
                 self._subscribed.clear()
-                logger.warning("sdkauth: Redis listener lost its connection: %s", exc)
-                time.sleep(self._RETRY_SECONDS)
+                self._went_down(exc)
+                self._closed.wait(delay)
+                delay = min(delay * 2, self._MAX_RETRY_SECONDS)
+            finally:
+                try:
+                    pubsub.close()
+                except Exception:  # pragma: no cover - closing a broken connection
+                    pass
+        self._subscribed.clear()
+
+    def _went_down(self, exc: Exception) -> None:
+        with self._lock:
+            if self._down_since is not None:
+                return
+            self._down_since = time.monotonic()
+            self._settled.notify_all()
+        logger.error(
+            "sdkauth: notifier Redis unreachable (%s); long polls re-read the "
+            "database every SDKAUTH_LONG_POLLING_INTERVAL seconds until it is back",
+            type(exc).__name__,
+        )
+
+    def _came_back(self) -> None:
+        with self._lock:
+            if self._down_since is None:
+                return
+            seconds = time.monotonic() - self._down_since
+            self._down_since = None
+        logger.warning("sdkauth: notifier Redis reachable again after %.0f s", seconds)
 
     def _wake(self, data: bytes) -> None:
         try:

@@ -5,6 +5,9 @@ limit (a lock in memory, a Lua script in Redis), so concurrent requests can neve
 both take the last slot. When the storage cannot be reached the limiter either
 keeps counting in this process until the storage is back (the default, like
 Flask-Limiter's in-memory fallback) or refuses with ``NoConnectionException``.
+A Redis storage gets connect and read timeouts (``_REDIS_TIMEOUTS``; the URL's
+``?socket_connect_timeout=…&socket_timeout=…`` override them), so a host that does
+not answer costs a request seconds, not minutes.
 """
 
 from __future__ import annotations
@@ -31,6 +34,11 @@ __all__ = ["RateLimiter", "parse_limits"]
 logger = logging.getLogger("flask_sdkauth")
 
 T = TypeVar("T")
+
+#: Seconds for redis-py, whose older releases wait as long as the OS lets a connect
+#: or a read hang (recent ones 5 s); the storage URL's query arguments take precedence.
+_REDIS_TIMEOUTS = {"socket_connect_timeout": 2.0, "socket_timeout": 2.0}
+_REDIS_SCHEMES = frozenset({"redis", "rediss", "redis+unix"})
 
 
 def parse_limits(key: str, text: str | None) -> tuple[RateLimitItem, ...]:
@@ -61,8 +69,9 @@ class RateLimiter:
         fallback_to_memory: bool = True,
         retry_seconds: float = 5.0,
     ) -> None:
+        options = _REDIS_TIMEOUTS if storage_url.partition("://")[0] in _REDIS_SCHEMES else {}
         try:
-            self._storage = storage_from_string(storage_url, wrap_exceptions=True)
+            self._storage = storage_from_string(storage_url, wrap_exceptions=True, **options)
         except Exception as exc:
             raise ValueError(f"SDKAUTH_RATELIMIT_STORAGE_URL {storage_url!r}: {exc}") from exc
         self._limiter = MovingWindowRateLimiter(self._storage)
@@ -120,7 +129,7 @@ class RateLimiter:
 
     def _call(self, operation: Callable[[MovingWindowRateLimiter], T]) -> T:
         """Run ``operation`` on the storage, or on the fallback while it is down."""
-        if self._down_since is not None and monotonic() < self._next_retry:
+        if self._down_since is not None and not self._claim_retry():
             return self._fallback(operation)
         try:
             result = operation(self._limiter)
@@ -130,6 +139,17 @@ class RateLimiter:
         if self._down_since is not None:
             self._came_back()
         return result
+
+    def _claim_retry(self) -> bool:
+        """While the storage is down: whether this caller is the one to try it again.
+        One caller per ``retry_seconds`` does, so that a storage which hangs until
+        its timeout delays one request, not every request arriving meanwhile."""
+        with self._lock:
+            now = monotonic()
+            if now < self._next_retry:
+                return False
+            self._next_retry = now + self._retry_seconds
+            return True
 
     def _fallback(self, operation: Callable[[MovingWindowRateLimiter], T]) -> T:
         if not self._fallback_to_memory:

@@ -4,36 +4,125 @@ Every operation is a single statement, so it runs in autocommit mode on its own
 connection from the host's pool: atomic by itself, without BEGIN/COMMIT round
 trips, and never committing (or rolling back) work pending in the host's
 ``db.session``. Conditional updates make the state machine safe under concurrency.
+A database that cannot be reached answers ``NoConnectionException`` (503), logged
+once per outage by type name only, never with the statement's parameters.
 """
 
 from __future__ import annotations
 
+import logging
+import threading
+import time
 import uuid
 import weakref
-from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, fields
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field, fields
 from datetime import datetime
 from typing import Any
 
 import sqlalchemy as sa
 from flask_sqlalchemy import SQLAlchemy
 
+from .errors import NoConnectionException
 from .states import CHANNEL_STATUS, OPEN_STATES, TRANSITIONS, Event, State
 from .widgets import Channel, Widget
 
 __all__ = ["SessionRecord", "SessionStore", "WidgetStore"]
 
-_AUTOCOMMIT: weakref.WeakKeyDictionary[sa.Engine, sa.Engine] = weakref.WeakKeyDictionary()
+logger = logging.getLogger("flask_sdkauth")
+
+#: sqlite3's generic SQLITE_ERROR: a bad statement or a missing table, not an outage.
+_SQLITE_ERROR = 1
 
 
-def _connect(db: SQLAlchemy) -> sa.Connection:
-    """A connection of the current app's engine in autocommit mode."""
+@dataclass
+class _Pool:
+    """A host engine seen through our eyes: its autocommit twin, and whether the
+    database is known to be unreachable (so that an outage is logged once)."""
+
+    autocommit: sa.Engine
+    down_since: float | None = None
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def went_down(self, error: Exception) -> None:
+        with self.lock:
+            if self.down_since is not None:
+                return
+            self.down_since = time.monotonic()
+        # The type name only: SQLAlchemy's text carries the statement's parameters,
+        # phone numbers among them, and the traceback would repeat them.
+        logger.error(
+            "sdkauth: database unreachable (%s); operations answer NoConnectionException",
+            _describe(error),
+        )
+
+    def came_back(self) -> None:
+        with self.lock:
+            if self.down_since is None:
+                return
+            seconds = time.monotonic() - self.down_since
+            self.down_since = None
+        logger.warning("sdkauth: database reachable again after %.0f s", seconds)
+
+
+_POOLS: weakref.WeakKeyDictionary[sa.Engine, _Pool] = weakref.WeakKeyDictionary()
+
+
+@contextmanager
+def _connect(db: SQLAlchemy) -> Iterator[sa.Connection]:
+    """A connection of the current app's engine in autocommit mode, for one
+    statement (and the reading of its rows).
+
+    A database that cannot be reached (refused or lost connection, a pool with no
+    connection to give) raises :class:`~flask_sdkauth.errors.NoConnectionException`
+    (503) instead of SQLAlchemy's error; errors of the statement itself (a bad
+    statement, a missing table, a constraint) are raised as they are.
+    """
     engine = db.engine
-    autocommit = _AUTOCOMMIT.get(engine)
-    if autocommit is None:
-        autocommit = engine.execution_options(isolation_level="AUTOCOMMIT")
-        _AUTOCOMMIT[engine] = autocommit
-    return autocommit.connect()
+    pool = _POOLS.get(engine)
+    if pool is None:
+        pool = _POOLS.setdefault(
+            engine, _Pool(engine.execution_options(isolation_level="AUTOCOMMIT"))
+        )
+    try:
+        connection = pool.autocommit.connect()
+    except (sa.exc.DBAPIError, sa.exc.TimeoutError) as exc:
+        # Anything that fails while connecting is a connection problem.
+        pool.went_down(exc)
+        raise NoConnectionException() from None
+    with connection:
+        try:
+            yield connection
+        except (sa.exc.DBAPIError, sa.exc.TimeoutError) as exc:
+            if not _unreachable(exc):
+                raise
+            pool.went_down(exc)
+            raise NoConnectionException() from None
+    if pool.down_since is not None:
+        pool.came_back()
+
+
+def _unreachable(error: Exception) -> bool:
+    """Whether a statement failed because the database could not be reached (a lost
+    connection, the server going away), rather than because of the statement."""
+    if not isinstance(error, sa.exc.DBAPIError):
+        return True  # the pool's TimeoutError: no connection to be had
+    if error.connection_invalidated:
+        return True
+    if not isinstance(error, (sa.exc.OperationalError, sa.exc.InterfaceError)):
+        return False
+    # sqlite3 reports bad statements as OperationalError too, with SQLITE_ERROR;
+    # its other codes (cannot open, busy, I/O error…) are the database's state.
+    return getattr(error.orig, "sqlite_errorcode", None) != _SQLITE_ERROR
+
+
+def _describe(error: Exception) -> str:
+    """SQLAlchemy's and the driver's exception type names: no text, no parameters."""
+    orig = getattr(error, "orig", None)
+    if isinstance(orig, BaseException):
+        return f"{type(error).__name__} from {type(orig).__module__}.{type(orig).__name__}"
+    return type(error).__name__
 
 
 @dataclass(frozen=True)
