@@ -12,17 +12,15 @@ cooperative; under gthread each waiter holds one thread.
 
 from __future__ import annotations
 
-import logging
 import threading
-import time
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any, Protocol
 
-__all__ = ["Notifier", "MemoryNotifier", "RedisNotifier", "create_notifier"]
+from .outages import Outage
 
-logger = logging.getLogger("flask_sdkauth")
+__all__ = ["Notifier", "MemoryNotifier", "RedisNotifier", "create_notifier"]
 
 
 class Subscription(Protocol):
@@ -129,10 +127,14 @@ class RedisNotifier:
         self._listener: threading.Thread | None = None
         self._subscribed = threading.Event()
         self._closed = threading.Event()
-        self._down_since: float | None = None  # monotonic time the outage began
+        self._outage = Outage(
+            "notifier Redis",
+            "long polls re-read the database every SDKAUTH_LONG_POLLING_INTERVAL "
+            "seconds until it is back",
+        )
 
     def publish(self, request_id: uuid.UUID) -> None:
-        if self._down_since is not None and not self._subscribed.is_set():
+        if self._outage.ongoing and not self._subscribed.is_set():
             # Known down: do not make the request wait for a connect that fails;
             # the listener is probing. Waiters of this process still hear of it.
             self._start_listener()
@@ -145,8 +147,7 @@ class RedisNotifier:
             self._start_listener()  # someone must notice when Redis is back
             self._local.publish(request_id)
             return
-        if self._down_since is not None:
-            self._came_back()
+        self._outage.ended()
 
     @contextmanager
     def listen(self, request_id: uuid.UUID) -> Iterator[_Event]:
@@ -158,7 +159,7 @@ class RedisNotifier:
             # relies on its periodic re-read instead.
             with self._settled:
                 self._settled.wait_for(
-                    lambda: self._subscribed.is_set() or self._down_since is not None,
+                    lambda: self._subscribed.is_set() or self._outage.ongoing,
                     self._SUBSCRIBE_SECONDS,
                 )
         with self._local.listen(request_id) as event:
@@ -171,7 +172,7 @@ class RedisNotifier:
     @property
     def is_down(self) -> bool:
         """Whether Redis is known to be unreachable (for monitoring and tests)."""
-        return self._down_since is not None
+        return self._outage.ongoing
 
     def wait_until_subscribed(self, timeout: float) -> bool:
         """Start listening and wait until Redis confirms the subscription."""
@@ -207,7 +208,7 @@ class RedisNotifier:
                         continue
                     if message["type"] == "subscribe":
                         self._subscribed.set()
-                        self._came_back()
+                        self._outage.ended()
                         with self._settled:
                             self._settled.notify_all()
                         delay = self._RETRY_SECONDS
@@ -226,24 +227,9 @@ class RedisNotifier:
         self._subscribed.clear()
 
     def _went_down(self, exc: Exception) -> None:
-        with self._lock:
-            if self._down_since is not None:
-                return
-            self._down_since = time.monotonic()
-            self._settled.notify_all()
-        logger.error(
-            "sdkauth: notifier Redis unreachable (%s); long polls re-read the "
-            "database every SDKAUTH_LONG_POLLING_INTERVAL seconds until it is back",
-            type(exc).__name__,
-        )
-
-    def _came_back(self) -> None:
-        with self._lock:
-            if self._down_since is None:
-                return
-            seconds = time.monotonic() - self._down_since
-            self._down_since = None
-        logger.warning("sdkauth: notifier Redis reachable again after %.0f s", seconds)
+        if self._outage.began(type(exc).__name__):
+            with self._settled:  # waiting long polls stop waiting for a subscription
+                self._settled.notify_all()
 
     def _wake(self, data: bytes) -> None:
         try:

@@ -12,7 +12,6 @@ not answer costs a request seconds, not minutes.
 
 from __future__ import annotations
 
-import logging
 import math
 import threading
 import time
@@ -28,10 +27,9 @@ from limits.strategies import MovingWindowRateLimiter
 from limits.util import WindowStats
 
 from .errors import NoConnectionException, RateLimitException
+from .outages import Outage
 
 __all__ = ["RateLimiter", "parse_limits"]
-
-logger = logging.getLogger("flask_sdkauth")
 
 T = TypeVar("T")
 
@@ -79,8 +77,13 @@ class RateLimiter:
         self._fallback_to_memory = fallback_to_memory
         self._retry_seconds = retry_seconds
         self._memory_limiter = MovingWindowRateLimiter(MemoryStorage())
+        self._outage = Outage(
+            "rate-limit storage",
+            "counting in this process until it is back"
+            if fallback_to_memory
+            else "limited operations answer NoConnectionException",
+        )
         self._lock = threading.Lock()
-        self._down_since: float | None = None  # monotonic time the outage began
         self._next_retry = 0.0
 
     def hit(self, rule: str, *key: str) -> None:
@@ -119,7 +122,7 @@ class RateLimiter:
     @property
     def storage_is_down(self) -> bool:
         """Whether the last call found the storage unreachable."""
-        return self._down_since is not None
+        return self._outage.ongoing
 
     def _retry_after(self, item: RateLimitItem, rule: str, key: tuple[str, ...]) -> int:
         """Whole seconds after which a slot is free again (the window frees a slot
@@ -129,15 +132,16 @@ class RateLimiter:
 
     def _call(self, operation: Callable[[MovingWindowRateLimiter], T]) -> T:
         """Run ``operation`` on the storage, or on the fallback while it is down."""
-        if self._down_since is not None and not self._claim_retry():
+        if self._outage.ongoing and not self._claim_retry():
             return self._fallback(operation)
         try:
             result = operation(self._limiter)
         except StorageError as exc:
-            self._went_down(exc)
+            with self._lock:
+                self._next_retry = monotonic() + self._retry_seconds
+            self._outage.began(type(exc.storage_error).__name__)
             return self._fallback(operation)
-        if self._down_since is not None:
-            self._came_back()
+        self._outage.ended()
         return result
 
     def _claim_retry(self) -> bool:
@@ -155,25 +159,3 @@ class RateLimiter:
         if not self._fallback_to_memory:
             raise NoConnectionException()
         return operation(self._memory_limiter)
-
-    def _went_down(self, exc: StorageError) -> None:
-        with self._lock:
-            self._next_retry = monotonic() + self._retry_seconds
-            if self._down_since is not None:
-                return
-            self._down_since = monotonic()
-        logger.error(
-            "sdkauth: rate-limit storage unreachable (%s); %s",
-            type(exc.storage_error).__name__,
-            "counting in this process until it is back"
-            if self._fallback_to_memory
-            else "limited operations answer NoConnectionException",
-        )
-
-    def _came_back(self) -> None:
-        with self._lock:
-            if self._down_since is None:
-                return
-            seconds = monotonic() - self._down_since
-            self._down_since = None
-        logger.warning("sdkauth: rate-limit storage reachable again after %.0f s", seconds)

@@ -10,9 +10,6 @@ once per outage by type name only, never with the statement's parameters.
 
 from __future__ import annotations
 
-import logging
-import threading
-import time
 import uuid
 import weakref
 from collections.abc import Callable, Iterator, Mapping, Sequence
@@ -25,12 +22,11 @@ import sqlalchemy as sa
 from flask_sqlalchemy import SQLAlchemy
 
 from .errors import NoConnectionException
+from .outages import Outage
 from .states import CHANNEL_STATUS, OPEN_STATES, TRANSITIONS, Event, State
 from .widgets import Channel, Widget
 
 __all__ = ["SessionRecord", "SessionStore", "WidgetStore"]
-
-logger = logging.getLogger("flask_sdkauth")
 
 #: sqlite3's generic SQLITE_ERROR: a bad statement or a missing table, not an outage.
 _SQLITE_ERROR = 1
@@ -42,28 +38,14 @@ class _Pool:
     database is known to be unreachable (so that an outage is logged once)."""
 
     autocommit: sa.Engine
-    down_since: float | None = None
-    lock: threading.Lock = field(default_factory=threading.Lock)
+    outage: Outage = field(
+        default_factory=lambda: Outage("database", "operations answer NoConnectionException")
+    )
 
     def went_down(self, error: Exception) -> None:
-        with self.lock:
-            if self.down_since is not None:
-                return
-            self.down_since = time.monotonic()
         # The type name only: SQLAlchemy's text carries the statement's parameters,
         # phone numbers among them, and the traceback would repeat them.
-        logger.error(
-            "sdkauth: database unreachable (%s); operations answer NoConnectionException",
-            _describe(error),
-        )
-
-    def came_back(self) -> None:
-        with self.lock:
-            if self.down_since is None:
-                return
-            seconds = time.monotonic() - self.down_since
-            self.down_since = None
-        logger.warning("sdkauth: database reachable again after %.0f s", seconds)
+        self.outage.began(_describe(error))
 
 
 _POOLS: weakref.WeakKeyDictionary[sa.Engine, _Pool] = weakref.WeakKeyDictionary()
@@ -99,8 +81,7 @@ def _connect(db: SQLAlchemy) -> Iterator[sa.Connection]:
                 raise
             pool.went_down(exc)
             raise NoConnectionException() from None
-    if pool.down_since is not None:
-        pool.came_back()
+    pool.outage.ended()
 
 
 def _unreachable(error: Exception) -> bool:

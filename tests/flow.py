@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import threading
 import uuid
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from flask import Flask
 from flask.testing import FlaskClient
 
-from flask_sdkauth import SdkAuth
+from flask_sdkauth import SdkAuth, SdkAuthError
 
 RECIPIENT = "+79991234567"
 
@@ -71,3 +74,20 @@ def started(api: WidgetClient, widget_id: uuid.UUID) -> str:
 def session_state(app: Flask, sdkauth: SdkAuth, request_id: str) -> str:
     with app.app_context():
         return sdkauth.engine.sessions.get(uuid.UUID(request_id)).state.value
+
+
+def race(app: Flask, calls: Sequence[Callable[[], Any]]) -> list[Any]:
+    """Run every call at once, each in its own thread and app context, released
+    together by a barrier; the results in order (an ``SdkAuthError`` as its type)."""
+    barrier = threading.Barrier(len(calls))
+
+    def one(call: Callable[[], Any]) -> Any:
+        with app.app_context():
+            barrier.wait()
+            try:
+                return call()
+            except SdkAuthError as error:
+                return error.type
+
+    with ThreadPoolExecutor(max_workers=len(calls)) as pool:
+        return list(pool.map(one, calls))

@@ -12,10 +12,8 @@ from __future__ import annotations
 
 import os
 import secrets
-import threading
 import uuid
 from collections import Counter
-from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
@@ -23,7 +21,7 @@ import flask_sdkauth.confirming
 from flask_sdkauth import Channel, SdkAuthError
 
 from .conftest import bearer
-from .flow import WidgetClient, wrong
+from .flow import WidgetClient, race, wrong
 
 REDIS_URL = os.environ.get("SDKAUTH_TEST_REDIS_URL")
 STORAGES = ["memory://"] + ([REDIS_URL] if REDIS_URL else [])
@@ -89,27 +87,10 @@ def comparisons(monkeypatch):
     return made
 
 
-def _race(app, calls):
-    """Run every call at once, each in its own thread and app context; return the
-    results in order (an ``SdkAuthError`` as its type)."""
-    barrier = threading.Barrier(len(calls))
-
-    def one(call):
-        with app.app_context():
-            barrier.wait()
-            try:
-                return call()
-            except SdkAuthError as error:
-                return error.type
-
-    with ThreadPoolExecutor(max_workers=len(calls)) as pool:
-        return list(pool.map(one, calls))
-
-
 def _http_race(app, requests):
     """Each request is ``fn(client)``; every thread has its own test client."""
     clients = [app.test_client() for _ in requests]
-    results = _race(app, [lambda r=r, c=c: r(c) for r, c in zip(requests, clients)])
+    results = race(app, [lambda r=r, c=c: r(c) for r, c in zip(requests, clients)])
     return [(response.status_code, response.json) for response in results]
 
 
@@ -141,7 +122,7 @@ def test_concurrent_guesses_never_compare_more_than_number_of_tries(
         request_id, code = _session(app, sdkauth, widget, outbox)
         guesses = [wrong(code)] * (GUESSES - 1) + [code]
         comparisons.clear()
-        results = _race(
+        results = race(
             app, [lambda g=g, r=request_id: sdkauth.engine.check_code(r, g) for g in guesses]
         )
         assert 1 <= len(comparisons) <= 3, results
@@ -168,7 +149,7 @@ def test_right_code_after_concurrent_wrong_ones_never_wins(shared, outbox, compa
     for _ in range(3):
         request_id, code = _session(app, sdkauth, widget, outbox)
         comparisons.clear()
-        results = _race(
+        results = race(
             app,
             [lambda r=request_id, c=code: sdkauth.engine.check_code(r, wrong(c))] * GUESSES,
         )
@@ -193,7 +174,7 @@ def test_concurrent_codeless_confirmations_are_limited_too(make_app, shared_data
         widget = sdkauth.create_widget("W", [Channel("sim_push")])
         request_id = sdkauth.send(widget.id, _number())
     token = messages[-1].confirmation_token
-    results = _race(
+    results = race(
         app, [lambda: sdkauth.engine.confirm(request_id, token + "x")] * GUESSES
     )
     assert len(comparisons) == 3
@@ -263,7 +244,7 @@ def test_burst_of_wrong_codes_for_one_number_gets_exactly_the_cap(
         lambda s=s: sdkauth.engine.check_code(s[0], wrong(s[1]))
         for s in sessions * (BURST // len(sessions))
     ]
-    results = _race(app, calls)
+    results = race(app, calls)
     assert Counter(results) == {"InvalidCodeException": 10, "RateLimitException": BURST - 10}
     assert len(comparisons) == 10
 

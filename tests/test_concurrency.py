@@ -2,17 +2,15 @@
 
 from __future__ import annotations
 
-import threading
 import uuid
-from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
-from flask_sdkauth import Channel, SdkAuthError
+from flask_sdkauth import Channel
 from flask_sdkauth.signals import success_confirmation
 
 from .conftest import bearer
-from .flow import RECIPIENT, WidgetClient, started
+from .flow import RECIPIENT, WidgetClient, race, started
 
 CALLERS = 24
 
@@ -34,18 +32,7 @@ def shared_app(make_app, shared_database_uri):
 
 
 def _race(app, call):
-    barrier = threading.Barrier(CALLERS)
-
-    def one(_):
-        with app.app_context():
-            barrier.wait()
-            try:
-                return call()
-            except SdkAuthError as error:
-                return error.type
-
-    with ThreadPoolExecutor(max_workers=CALLERS) as pool:
-        return list(pool.map(one, range(CALLERS)))
+    return race(app, [call] * CALLERS)
 
 
 def _started_session(app, sdkauth, outbox):
