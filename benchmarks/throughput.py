@@ -379,15 +379,22 @@ def main(argv: list[str] | None = None) -> int:
                             pooled(protected), pooled(unprotected))
                         per_round = [on.result.throughput / off.result.throughput
                                      for on, off in zip(protected, unprotected)]
+                        cpu_added = [
+                            (on.server_cpu / len(on.result.replies)
+                             - off.server_cpu / len(off.result.replies)) * 1000
+                            for on, off in zip(protected, unprotected)
+                        ]
                         costs.append([
                             operation, database, mode, app, f"{on_rate / off_rate:.2f}",
                             f"{min(per_round):.2f}-{max(per_round):.2f}",
                             f"{(on_cpu - off_cpu) * 1000:+.2f}",
+                            f"{min(cpu_added):+.2f}..{max(cpu_added):+.2f}",
                         ])
         print("What the protections cost each app (protected / unprotected, same app, "
               "same run):")
         print_table(["operation", "database", "protections", "app", "req/s ratio",
-                     "range over rounds", "server CPU ms/req added"], costs)
+                     "range over rounds", "server CPU ms/req added", "range over rounds"],
+                    costs)
     failed = {key: counts for key, counts in errors.items() if counts}
     for (database, mode, operation, app), counts in failed.items():
         print(f"unexpected answers: {operation} {database} {mode} {app}: "
