@@ -64,6 +64,9 @@ DEFAULT_CONFIG: Mapping[str, Any] = {
     # Rate limits are `limits` strings ("3/minute;10/hour"); None or "" turns one off.
     # Where the counters live: memory:// (one process) or redis://….
     "SDKAUTH_RATELIMIT_STORAGE_URL": "memory://",
+    # While that storage cannot be reached, count in each process (True) or answer
+    # NoConnectionException (False); either way the outage is logged once.
+    "SDKAUTH_RATELIMIT_FALLBACK_TO_MEMORY": True,
     "SDKAUTH_RATELIMIT_SEND_PER_RECIPIENT": "3/minute",
     "SDKAUTH_RATELIMIT_SEND_PER_IP": "10/minute;50/hour",
     "SDKAUTH_RATELIMIT_SEND_PER_WIDGET": "600/minute",
@@ -71,7 +74,8 @@ DEFAULT_CONFIG: Mapping[str, Any] = {
     "SDKAUTH_RATELIMIT_CHECK_CODE_PER_IP": "60/minute",
     "SDKAUTH_RATELIMIT_RESEND_PER_SESSION": "5/minute",
     "SDKAUTH_RATELIMIT_RESEND_PER_IP": "20/minute",
-    # Wrong codes for one phone number, across its sessions.
+    # Code checks for one phone number, across its sessions (taken before each
+    # comparison, so a right code takes one too).
     "SDKAUTH_RATELIMIT_FAILED_CODES_PER_RECIPIENT": "10 per 15 minutes",
     # SMS-pumping caps: sends a day per widget, and per destination calling code
     # (an int for every code, or a mapping such as {"7": 50000, "*": 2000}).

@@ -40,17 +40,18 @@ class ConfirmingMixin(EngineCore):
         client_ip: str | None = None,
     ) -> bool:
         """Check a code the user typed (checkCode); ``True`` confirms the session."""
-        self.guards.before_check_code(request_id, client_ip)
+        self.guards.limit_client("check_code", client_ip)
         session = self._open(request_id, authorize)
+        self.guards.limit_session("check_code", request_id)
         self._settle(Operation.CHECK_CODE, session)
         if session.channel is not None and session.channel["codeType"] == "codeless":
             raise IsCodelessChannelException()
         if session.state is not State.SENT:
             raise InvalidCodeException()  # nothing was sent yet; no attempt is used
-        self.guards.before_code_comparison(session.recipient)
+        session = self._take_attempt(session, Operation.CHECK_CODE)
         if self._secret_matches(session, code):
             return self._confirm(session)
-        self._wrong_attempt(session)
+        self._wrong_attempt(session, Operation.CHECK_CODE)
 
     @reports_errors
     def confirm(self, request_id: uuid.UUID, token: str, number: str | None = None) -> bool:
@@ -67,9 +68,9 @@ class ConfirmingMixin(EngineCore):
             raise InvalidCodeException()
         if session.state is not State.SENT:
             raise InvalidCodeException()
-        self.guards.before_code_comparison(session.recipient)
+        session = self._take_attempt(session, Operation.CONFIRM)
         if not self._secret_matches(session, token):
-            self._wrong_attempt(session)
+            self._wrong_attempt(session, Operation.CONFIRM)
         expected = session.payload.get("matchNumber")
         if expected is not None and number != expected:
             self._end_attempts(session, Operation.CONFIRM)
@@ -84,8 +85,9 @@ class ConfirmingMixin(EngineCore):
         client_ip: str | None = None,
     ) -> bool:
         """Relaunch the current channel, or the next one once its restarts are used up."""
-        self.guards.before_resend(request_id, client_ip)
+        self.guards.limit_client("resend", client_ip)
         session = self._open(request_id, authorize)
+        self.guards.limit_session("resend", request_id)
         self._settle(Operation.RESEND, session)
         if session.channel is None:
             raise RestartCooldownActiveException()  # the first launch has not run yet
@@ -169,23 +171,39 @@ class ConfirmingMixin(EngineCore):
         )
         return True
 
-    def _wrong_attempt(self, session: SessionRecord) -> NoReturn:
-        """Use up one attempt and raise; the last one ends the session.
+    def _take_attempt(self, session: SessionRecord, operation: Operation) -> SessionRecord:
+        """Take one attempt of this launch before any comparison, in one statement.
 
-        The failure also counts against the number's cap on wrong codes, which
-        spans all its sessions."""
-        self.guards.code_failed(session.recipient)
+        Only a request that got an attempt compares, so whatever the interleaving
+        a launch sees at most ``numberOfTries`` comparisons. The number's cap on
+        code checks across its sessions is taken first (429 when it is used up).
+        """
+        self.guards.limit_code_checks(session.recipient)
         remaining = self.sessions.columns.remaining_attempts
-        if self.sessions.apply(
+        taken = self.sessions.apply(
             session.id,
-            Event.WRONG_ATTEMPT,
+            Event.ATTEMPT_TAKEN,
             at_generation=session.generation,
-            where=[remaining > 1],
+            where=[remaining > 0],
             remaining_attempts=remaining - 1,
             updated_at=self.clock(),
-        ):
+        )
+        if taken is not None:
+            return taken
+        # Someone else moved the session on, or holds its last attempts.
+        current = self._load(session.id)
+        self._settle(operation, current)
+        if current.state is State.SENT and current.generation == session.generation:
+            raise AttemptsExpiredException()
+        raise InvalidCodeException()  # the session was relaunched since
+
+    def _wrong_attempt(self, session: SessionRecord, operation: Operation) -> NoReturn:
+        """Raise for a wrong code on the attempt ``session`` was taken with; the last
+        attempt ends the session."""
+        if session.remaining_attempts > 0:
+            self.notifier.publish(session.id)  # long polls show the attempts left
             raise InvalidCodeException()
-        self._end_attempts(session, Operation.CHECK_CODE)
+        self._end_attempts(session, operation)
 
     def _end_attempts(self, session: SessionRecord, operation: Operation) -> NoReturn:
         """Move the session to ``attempts_expired`` and raise; if someone else moved

@@ -32,7 +32,7 @@ from .guards import Guards
 from .hooks import Hooks
 from .launch import Launcher
 from .notifier import MemoryNotifier, Notifier
-from .phones import InvalidPhoneNumber, to_e164
+from .phones import InvalidPhoneNumber, digits_of, to_e164
 from .rules import ANSWERS, Operation
 from .states import OPEN_STATES, Event, State
 from .store import SessionRecord, SessionStore, WidgetStore
@@ -105,6 +105,15 @@ class EngineCore:
             raise WidgetNotFoundException()
         return widget
 
+    def same_number(self, recipient: str, session: SessionRecord) -> bool:
+        """Whether ``recipient``, in any notation, has the digits of the session's
+        number (spec gap 15: digits only, so an unencoded ``+`` in a query, read as
+        a space, changes nothing)."""
+        try:
+            return digits_of(recipient) == digits_of(session.recipient)
+        except InvalidPhoneNumber as exc:
+            raise ValidateError({"recipient": [str(exc)]}) from exc
+
     def normalise_recipient(self, recipient: str) -> str:
         try:
             return to_e164(recipient, self.settings.default_region)
@@ -159,7 +168,7 @@ class EngineCore:
         session = self._load(request_id)
         if authorize is not None:
             authorize(session.widget_id)
-        if recipient is not None and self.normalise_recipient(recipient) != session.recipient:
+        if recipient is not None and not self.same_number(recipient, session):
             raise PhoneNumberMismatchException()
         return self._expire(session)
 

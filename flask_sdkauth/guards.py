@@ -90,7 +90,11 @@ class Guards:
         rules["captcha_requests_per_ip"] = (
             (RateLimitItemPerSecond(free, ttl),) if free > 0 else ()
         )
-        limiter = RateLimiter(str(config["SDKAUTH_RATELIMIT_STORAGE_URL"]), rules)
+        limiter = RateLimiter(
+            str(config["SDKAUTH_RATELIMIT_STORAGE_URL"]),
+            rules,
+            fallback_to_memory=bool(config["SDKAUTH_RATELIMIT_FALLBACK_TO_MEMORY"]),
+        )
         return cls(
             limiter,
             captcha=captcha,
@@ -108,40 +112,50 @@ class Guards:
         client_ip: str | None,
         captcha_token: str | None,
     ) -> None:
-        """Rate limits per IP, widget and number, then the captcha (if configured)."""
+        """The limits per IP and per number, then the captcha (if configured).
+
+        These count every send that reaches them, refused or not: they protect the
+        caller's own budget and the number's owner."""
         try:
             if client_ip is not None:
                 self.limiter.hit("send_per_ip", client_ip)
-            self.limiter.hit("send_per_widget", str(widget_id))
             self.limiter.hit("send_per_recipient", recipient)
         except RateLimitException:
             self._refused("rate_limit", widget_id)
             raise
         if self.captcha is None or client_ip is None:
             return
-        required = self.captcha_required(client_ip)
-        self.limiter.count("captcha_requests_per_ip", client_ip)  # pass or fail
-        if required and not self.captcha.verify(captcha_token, client_ip):
+        # A free request takes one of the IP's free slots; once they are taken, every
+        # send must carry a token (spec §8: the attempt counts, pass or fail).
+        free = self.captcha_free_requests > 0 and self.limiter.allows(
+            "captcha_requests_per_ip", client_ip
+        )
+        if not free and not self.captcha.verify(captcha_token, client_ip):
             self._refused("captcha", widget_id)
             raise CaptchaNotConfirmedException()
 
     def admit(self, widget: Widget, phone: PhoneInfo) -> None:
-        """The widget's allowed regions, then the daily caps; before any sender."""
+        """The widget's allowed regions, then its budget and the daily caps.
+
+        Called once the cheaper checks have passed (limits, captcha, the widget's
+        flags, the blocklist), so refused sends never spend the widget's budget."""
         if widget.allowed_regions and phone.region not in widget.allowed_regions:
             self._refused("region", widget.id)
             raise NoAvailableChannelsException()
+        try:
+            self.limiter.hit("send_per_widget", str(widget.id))
+        except RateLimitException:
+            self._refused("rate_limit", widget.id)
+            raise
         code = str(phone.country_code)
         country_rule = code if code in self.country_caps else _ANY_COUNTRY
         try:
-            self.limiter.check("daily_per_widget", str(widget.id))
+            self.limiter.hit("daily_per_widget", str(widget.id))
             if country_rule in self.country_caps:
-                self.limiter.check(f"daily_per_country:{country_rule}", code)
+                self.limiter.hit(f"daily_per_country:{country_rule}", code)
         except RateLimitException:
             self._refused("daily_cap", widget.id)
             raise
-        self.limiter.count("daily_per_widget", str(widget.id))
-        if country_rule in self.country_caps:
-            self.limiter.count(f"daily_per_country:{country_rule}", code)
 
     def allows_channel(self, channel_type: str, phone: PhoneInfo, widget_id: uuid.UUID) -> bool:
         """Whether a channel may deliver to this number (SMS-like needs a mobile)."""
@@ -157,11 +171,7 @@ class Guards:
             return False
         if self.captcha_free_requests == 0 or client_ip is None:
             return True
-        try:
-            self.limiter.check("captcha_requests_per_ip", client_ip)
-        except RateLimitException:
-            return True
-        return False
+        return not self.limiter.check("captcha_requests_per_ip", client_ip)
 
     @property
     def captcha_provider(self) -> str | None:
@@ -169,22 +179,22 @@ class Guards:
 
     # -- session operations ----------------------------------------------------
 
-    def before_check_code(self, request_id: uuid.UUID, client_ip: str | None) -> None:
-        self.limiter.hit("check_code_per_session", str(request_id))
+    def limit_client(self, operation: str, client_ip: str | None) -> None:
+        """The per-IP limit of ``operation`` (``"check_code"`` or ``"resend"``), counted
+        for every call from that IP."""
         if client_ip is not None:
-            self.limiter.hit("check_code_per_ip", client_ip)
+            self.limiter.hit(f"{operation}_per_ip", client_ip)
 
-    def before_resend(self, request_id: uuid.UUID, client_ip: str | None) -> None:
-        self.limiter.hit("resend_per_session", str(request_id))
-        if client_ip is not None:
-            self.limiter.hit("resend_per_ip", client_ip)
+    def limit_session(self, operation: str, request_id: uuid.UUID) -> None:
+        """The per-session limit of ``operation``; call it once the session exists
+        and the caller's token covers it, so nobody spends another's budget."""
+        self.limiter.hit(f"{operation}_per_session", str(request_id))
 
-    def before_code_comparison(self, recipient: str) -> None:
-        """429 while this number has had too many wrong codes across its sessions."""
-        self.limiter.check("failed_codes_per_recipient", recipient)
-
-    def code_failed(self, recipient: str) -> None:
-        self.limiter.count("failed_codes_per_recipient", recipient)
+    def limit_code_checks(self, recipient: str) -> None:
+        """Take one of the number's code checks across its sessions (429 when none
+        is left); taken before the comparison, so concurrent guesses cannot pass it.
+        """
+        self.limiter.hit("failed_codes_per_recipient", recipient)
 
     def _refused(self, reason: str, widget_id: uuid.UUID) -> None:
         self.refusals[reason] += 1

@@ -18,6 +18,7 @@ from .guards import Guards
 from .hooks import Hooks
 from .message import Message
 from .phones import describe
+from .redaction import redact
 from .states import Event
 from .store import SessionRecord, SessionStore
 from .widgets import Channel, Widget
@@ -82,7 +83,7 @@ class Launcher:
             try:
                 sender(message)
             except Exception as exc:  # a sender's failure is data, not a crash
-                reason = f"{type(exc).__name__}: {exc}"[:_REASON_LIMIT]
+                reason = _failure_reason(exc, message, session.recipient)
                 logger.warning(
                     "sdkauth: channel %s failed for session %s: %s",
                     channel.type,
@@ -164,6 +165,14 @@ class Launcher:
             **fields,
         )
         return secret, message, payload
+
+
+def _failure_reason(exc: Exception, message: Message, recipient: str) -> str:
+    """The exception's type and text, without the message's secrets or the number."""
+    text = redact(
+        str(exc), secrets=(message.code, message.confirmation_token), recipient=recipient
+    )
+    return f"{type(exc).__name__}: {text}"[:_REASON_LIMIT]
 
 
 def _two_digit_numbers(count: int) -> list[str]:

@@ -46,5 +46,5 @@ class Message:
         # Keep the secrets out of logs and tracebacks that print the message.
         return (
             f"Message(request_id={self.request_id!s}, channel={self.channel!r}, "
-            f"recipient={self.recipient!r}, code=***, confirmation_token=***)"
+            "recipient=***, code=***, confirmation_token=***)"
         )

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 
 import phonenumbers
 
-__all__ = ["InvalidPhoneNumber", "PhoneInfo", "describe", "to_e164"]
+__all__ = ["InvalidPhoneNumber", "PhoneInfo", "describe", "digits_of", "to_e164"]
 
 
 class InvalidPhoneNumber(ValueError):
@@ -29,6 +30,23 @@ def to_e164(text: str, region: str | None = None) -> str:
     if not phonenumbers.is_valid_number(number):
         raise InvalidPhoneNumber("Not a valid phone number.")
     return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
+
+
+_NOTATION = re.compile(r"[0-9+\-()\s]*[0-9][0-9+\-()\s]*", re.ASCII)
+_NOT_A_DIGIT = re.compile(r"[^0-9]", re.ASCII)
+
+
+def digits_of(text: str) -> str:
+    """The digits of a number as written (``"+7 (999) 111-22-55"`` → ``"79991112255"``).
+
+    Only ``+``, white space, dashes and parentheses may stand between the digits;
+    national prefixes are not mapped (spec gap 15).
+
+    :raises InvalidPhoneNumber: any other character, or no digit at all.
+    """
+    if not _NOTATION.fullmatch(text):
+        raise InvalidPhoneNumber("Not a valid phone number.")
+    return _NOT_A_DIGIT.sub("", text)
 
 
 @dataclass(frozen=True)

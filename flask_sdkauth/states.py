@@ -33,7 +33,7 @@ class Event(str, enum.Enum):
     CHANNELS_EXHAUSTED = "channels_exhausted"
     CODE_EXPIRED = "code_expired"
     RESTARTED = "restarted"
-    WRONG_ATTEMPT = "wrong_attempt"
+    ATTEMPT_TAKEN = "attempt_taken"
     ATTEMPTS_EXHAUSTED = "attempts_exhausted"
     CONFIRMED = "confirmed"
     COMPLETED = "completed"
@@ -42,8 +42,11 @@ class Event(str, enum.Enum):
 
 @dataclass(frozen=True)
 class Transition:
+    """``sources`` → ``target``; ``announced`` transitions wake long polls."""
+
     sources: frozenset[State]
     target: State
+    announced: bool = True
 
 
 def _from(*states: State) -> frozenset[State]:
@@ -63,8 +66,9 @@ TRANSITIONS: dict[Event, Transition] = {
     Event.RESTARTED: Transition(
         _from(State.PENDING, State.SENT, State.CHANNEL_FAILED), State.PENDING
     ),
-    # A wrong code that leaves attempts, and the one that uses up the last.
-    Event.WRONG_ATTEMPT: Transition(_from(State.SENT), State.SENT),
+    # An attempt is taken before a code is compared (announced only with the
+    # comparison's outcome); a wrong code on the last one ends the session.
+    Event.ATTEMPT_TAKEN: Transition(_from(State.SENT), State.SENT, announced=False),
     Event.ATTEMPTS_EXHAUSTED: Transition(_from(State.SENT), State.ATTEMPTS_EXPIRED),
     # The right code (or a codeless confirmation), then the backend's completion.
     Event.CONFIRMED: Transition(_from(State.SENT), State.CONFIRMED),

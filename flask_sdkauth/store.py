@@ -78,8 +78,8 @@ class SessionRecord:
 class SessionStore:
     """Reads sessions and moves them along :data:`~flask_sdkauth.states.TRANSITIONS`.
 
-    ``on_change(request_id)`` is called after every committed transition (the
-    notifier's ``publish``, so that long polls wake up).
+    ``on_change(request_id)`` is called after every committed transition that is
+    announced (the notifier's ``publish``, so that long polls wake up).
     """
 
     def __init__(
@@ -136,7 +136,8 @@ class SessionStore:
             row = connection.execute(statement, params).first()
         if row is None:
             return None
-        self._on_change(request_id)
+        if TRANSITIONS[event].announced:
+            self._on_change(request_id)
         return SessionRecord.from_row(row)
 
 

@@ -217,6 +217,28 @@ def test_recipient_matching_compares_normalised_numbers(api, widget, outbox, not
     assert api.check_status_and_complete(request_id, notation).json == {"success": True}
 
 
+@pytest.mark.parametrize("path", ["/{id}/status", "/longPolling/{id}/status"])
+def test_unencoded_plus_in_the_query_is_the_same_number(api, widget, outbox, path):
+    """What a JavaScript client building the URL by concatenation sends: the ``+``
+    arrives as a space, and the digits still match (spec gap 15)."""
+    request_id = started(api, widget.id)
+    api.check_code(request_id, outbox.last.code)
+    url = path.format(id=request_id) + "?recipient=" + RECIPIENT
+    assert api.client.get(url, headers=api.headers).json == {"success": True}
+    url = f"/{request_id}/checkStatusAndComplete?recipient={RECIPIENT}"
+    assert api.client.post(url, headers=api.headers).json == {"success": True}
+
+
+@pytest.mark.parametrize("notation", ["89991234567", "9991234567", "+7999123456", "+799912345678"])
+def test_recipient_matching_maps_no_national_prefix(api, widget, outbox, notation):
+    request_id = started(api, widget.id)
+    api.check_code(request_id, outbox.last.code)
+    assert api.status(request_id, notation).json["type"] == "PhoneNumberMismatchException"
+    response = api.check_status_and_complete(request_id, notation)
+    assert response.json["type"] == "PhoneNumberMismatchException"
+    assert api.check_status_and_complete(request_id).json == {"success": True}
+
+
 def test_complete_without_recipient(app, sdkauth, api, widget, outbox):
     request_id = started(api, widget.id)
     assert api.complete(request_id).json == {"success": False}

@@ -133,9 +133,10 @@ def test_three_sends_a_minute_per_number(protected, clock):
     for _ in range(3):
         assert api.send(widget.id).status_code == 201
         clock.advance(10)
-    _assert_rate_limited(api.send(widget.id), retry_after=30)
+    # The first send's slot is free strictly after 60 s: Retry-After says 31.
+    _assert_rate_limited(api.send(widget.id), retry_after=31)
     assert api.send(widget.id, _number(1)).status_code == 201  # another number
-    clock.advance(30)
+    clock.advance(31)
     assert api.send(widget.id).status_code == 201
 
 
@@ -143,11 +144,11 @@ def test_sends_per_ip(protected, clock):
     app, sdkauth, api, widget = protected({"SDKAUTH_RATELIMIT_SEND_PER_IP": "4/minute"})
     for i in range(4):
         assert api.send(widget.id, _number(i)).status_code == 201
-    _assert_rate_limited(api.send(widget.id, _number(4)), retry_after=60)
+    _assert_rate_limited(api.send(widget.id, _number(4)), retry_after=61)
     api.client.environ_base["REMOTE_ADDR"] = "203.0.113.9"
     assert api.send(widget.id, _number(5)).status_code == 201
     api.client.environ_base["REMOTE_ADDR"] = "198.51.100.7"
-    clock.advance(60)
+    clock.advance(61)
     assert api.send(widget.id, _number(6)).status_code == 201
 
 
@@ -162,8 +163,8 @@ def test_sends_per_widget(protected, clock):
     app, sdkauth, api, widget = protected({"SDKAUTH_RATELIMIT_SEND_PER_WIDGET": "2/hour"})
     for i in range(2):
         assert api.send(widget.id, _number(i)).status_code == 201
-    _assert_rate_limited(api.send(widget.id, _number(2)), retry_after=3600)
-    clock.advance(3600)
+    _assert_rate_limited(api.send(widget.id, _number(2)), retry_after=3601)
+    clock.advance(3601)
     assert api.send(widget.id, _number(3)).status_code == 201
 
 
@@ -174,6 +175,58 @@ def test_client_ip_comes_from_the_hook(protected):
     assert api.send(widget.id, _number(1)).status_code == 201
     assert api.send(widget.id, _number(2)).status_code == 201
     _assert_rate_limited(api.send(widget.id, _number(3)))
+
+
+def _send_as(api, widget, number, remote_addr, **headers):
+    body = {"widgetId": str(widget.id), "recipient": number}
+    return api.client.post(
+        "/", json=body, headers={**api.headers, **headers},
+        environ_overrides={"REMOTE_ADDR": remote_addr},
+    )
+
+
+def test_proxy_fix_on_a_directly_reachable_app_lets_clients_pick_their_address(protected):
+    """Why docs/deployment.rst says the app must not be reachable directly."""
+    from werkzeug.middleware.proxy_fix import ProxyFix
+
+    app, sdkauth, api, widget = protected({"SDKAUTH_RATELIMIT_SEND_PER_IP": "1/minute"})
+    app.wsgi_app = ProxyFix(app.wsgi_app, x_for=1)
+    for i in range(4):  # straight from the client, no proxy in between
+        forged = {"X-Forwarded-For": f"192.0.2.{i}"}
+        assert _send_as(api, widget, _number(i), "203.0.113.50", **forged).status_code == 201
+
+
+def test_proxy_fix_with_the_right_number_of_proxies_counts_the_client(protected):
+    from werkzeug.middleware.proxy_fix import ProxyFix
+
+    app, sdkauth, api, widget = protected({"SDKAUTH_RATELIMIT_SEND_PER_IP": "1/minute"})
+    app.wsgi_app = ProxyFix(app.wsgi_app, x_for=1)
+    proxy = "10.0.0.5"
+    for i in range(3):
+        # The client forges a first entry; the one proxy appends the real address.
+        header = {"X-Forwarded-For": f"192.0.2.{i}, 203.0.113.50"}
+        response = _send_as(api, widget, _number(i), proxy, **header)
+        assert response.status_code == (201 if i == 0 else 429)
+
+
+def test_client_ip_loader_of_the_docs_trusts_the_header_only_from_the_proxy(protected):
+    from flask import request
+
+    app, sdkauth, api, widget = protected({"SDKAUTH_RATELIMIT_SEND_PER_IP": "1/minute"})
+    trusted_proxies = {"10.0.0.5"}
+
+    @sdkauth.client_ip_loader
+    def client_ip():
+        if request.remote_addr in trusted_proxies:
+            return request.headers.get("X-Real-IP", request.remote_addr)
+        return request.remote_addr
+
+    direct = [_send_as(api, widget, _number(i), "203.0.113.50", **{"X-Real-IP": f"192.0.2.{i}"})
+              for i in range(2)]
+    assert [r.status_code for r in direct] == [201, 429]
+    proxied = [_send_as(api, widget, _number(5 + i), "10.0.0.5", **{"X-Real-IP": f"198.18.0.{i}"})
+               for i in range(2)]
+    assert [r.status_code for r in proxied] == [201, 201]
 
 
 def test_limits_can_be_switched_off(protected):
@@ -190,8 +243,8 @@ def test_check_code_per_session(protected, clock, outbox):
     request_id = started(api, widget.id)
     for _ in range(10):
         assert api.check_code(request_id, wrong(outbox.last.code)).status_code == 400
-    _assert_rate_limited(api.check_code(request_id, outbox.last.code))
-    clock.advance(60)
+    _assert_rate_limited(api.check_code(request_id, outbox.last.code), retry_after=61)
+    clock.advance(61)
     assert api.check_code(request_id, outbox.last.code).json["type"] == "AttemptsExpiredException"
 
 
@@ -239,7 +292,7 @@ def test_wrong_codes_per_number_across_sessions(protected, clock, outbox):
     other = api.send(widget.id, _number(9)).json["requestId"]
     assert api.check_code(other, outbox.last.code).json == {"success": True}
     # The window is 15 minutes: then the real user gets in with a fresh session.
-    clock.advance(15 * 60)
+    clock.advance(15 * 60 + 1)
     fresh = started(api, widget.id)
     assert api.check_code(fresh, outbox.last.code).json == {"success": True}
 
@@ -336,7 +389,7 @@ def test_daily_cap_per_widget(protected, clock):
     for i in range(2):
         assert api.send(widget.id, _number(i)).status_code == 201
     _assert_rate_limited(api.send(widget.id, _number(2)))
-    clock.advance(24 * 3600)
+    clock.advance(24 * 3600 + 1)
     assert api.send(widget.id, _number(3)).status_code == 201
 
 
