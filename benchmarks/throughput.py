@@ -27,9 +27,10 @@ request shares raised above the run's size) counted in ``memory://`` or in
 of servers on the same database, the modes take turns within every round, and the
 script also prints what the protections cost each app: protected req/s over
 unprotected req/s of the same app, and the server CPU time they add per request.
-In ``redis`` mode it also reads the Redis server's CPU time and command count
-(``INFO``) around each measurement; both include anything else that server does
-meanwhile.
+In ``redis`` mode it also reads the Redis server's CPU time, scripts run (EVAL,
+EVALSHA: one per ``limits`` call) and commands run (those of the scripts included)
+around each measurement (``INFO``); all three include anything else that server
+does meanwhile.
 Every send goes to a phone number of its own, in every mode, so that the limits per
 number and per session keep their default amounts; every request must succeed
 (201), so that the run measures counting and not refusals. In ``redis`` mode the
@@ -142,7 +143,7 @@ class Measurement:
     client_cpu: float  # CPU seconds used by this process (the load client)
     machine_busy: float  # share of the machine's CPU time that was busy
     redis_cpu: float | None  # CPU seconds of the whole Redis server (redis mode)
-    redis_calls: int | None  # commands the whole Redis server ran (redis mode)
+    redis_calls: tuple[int, int] | None  # (scripts, commands) of the Redis server
 
 
 def redis_cpu_seconds(client: Any) -> float:
@@ -151,11 +152,18 @@ def redis_cpu_seconds(client: Any) -> float:
     return float(info["used_cpu_user"]) + float(info["used_cpu_sys"])
 
 
-def redis_calls(client: Any) -> int:
-    """Commands the Redis server has run so far, INFO itself left out."""
+SCRIPT_COMMANDS = ("cmdstat_eval", "cmdstat_evalsha", "cmdstat_eval_ro",
+                   "cmdstat_evalsha_ro")
+
+
+def redis_calls(client: Any) -> tuple[int, int]:
+    """(scripts run, commands run) by the Redis server so far, INFO left out; the
+    commands count those that scripts run too."""
     stats = client.info("commandstats")
-    return sum(int(value["calls"]) for name, value in stats.items()
-               if name != "cmdstat_info")
+    scripts = sum(int(stats[name]["calls"]) for name in SCRIPT_COMMANDS if name in stats)
+    commands = sum(int(value["calls"]) for name, value in stats.items()
+                   if name != "cmdstat_info")
+    return scripts, commands
 
 
 def measure(server: Server, requests: list[bytes], warmup: int,
@@ -166,10 +174,10 @@ def measure(server: Server, requests: list[bytes], warmup: int,
     client_before = sum(os.times()[:2])
     busy_before, total_before = machine_busy_seconds()
     redis_before = redis_cpu_seconds(redis_client) if redis_client is not None else 0.0
-    calls_before = redis_calls(redis_client) if redis_client is not None else 0
+    calls_before = redis_calls(redis_client) if redis_client is not None else (0, 0)
     result = load(server.port, requests[warmup:], concurrency, workers)
     busy_after, total_after = machine_busy_seconds()
-    calls_after = redis_calls(redis_client) if redis_client is not None else 0
+    calls_after = redis_calls(redis_client) if redis_client is not None else (0, 0)
     redis_after = redis_cpu_seconds(redis_client) if redis_client is not None else 0.0
     return Measurement(
         result=result,
@@ -178,7 +186,8 @@ def measure(server: Server, requests: list[bytes], warmup: int,
         client_cpu=sum(os.times()[:2]) - client_before,
         machine_busy=(busy_after - busy_before) / max(total_after - total_before, 1e-9),
         redis_cpu=redis_after - redis_before if redis_client is not None else None,
-        redis_calls=calls_after - calls_before if redis_client is not None else None,
+        redis_calls=(calls_after[0] - calls_before[0], calls_after[1] - calls_before[1])
+        if redis_client is not None else None,
     )
 
 
@@ -356,12 +365,14 @@ def main(argv: list[str] | None = None) -> int:
                     busy = sum(run.machine_busy * run.result.wall for run in cell) / wall
                     redis_cpu = ("-" if mode != "redis" else
                                  ms(sum(run.redis_cpu or 0.0 for run in cell) / count))
-                    calls = ("-" if mode != "redis" else
-                             f"{sum(run.redis_calls or 0 for run in cell) / count:.2f}")
+                    scripts = ("-" if mode != "redis" else
+                               f"{sum(run.redis_calls[0] for run in cell if run.redis_calls) / count:.2f}")
+                    commands = ("-" if mode != "redis" else
+                                f"{sum(run.redis_calls[1] for run in cell if run.redis_calls) / count:.2f}")
                     rows.append([
                         operation, database, mode, app, f"{throughput[app]:.0f}",
                         ms(percentile(latencies, 0.5)), ms(percentile(latencies, 0.99)),
-                        ms(cpu[app]), redis_cpu, calls,
+                        ms(cpu[app]), redis_cpu, scripts, commands,
                         ms(sum(run.client_cpu for run in cell) / count),
                         f"{busy * 100:.0f}%", count,
                         sum(errors[(database, mode, operation, app)].values()),
@@ -377,7 +388,8 @@ def main(argv: list[str] | None = None) -> int:
                                "yes" if ratio >= 0.8 else "no",
                                f"{cpu['ours'] / cpu['minimal']:.2f}"])
     print_table(["operation", "database", "protections", "app", "req/s", "p50 ms",
-                 "p99 ms", "server CPU ms/req", "Redis CPU ms/req", "Redis calls/req",
+                 "p99 ms", "server CPU ms/req", "Redis CPU ms/req",
+                 "Redis scripts/req", "Redis commands/req",
                  "client CPU ms/req",
                  "machine busy", "requests", "errors"], rows)
     print_table(["operation", "database", "protections", "ours/minimal req/s",
