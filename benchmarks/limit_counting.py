@@ -21,8 +21,8 @@ The script fills a storage with ``--keys`` live keys (a list, one entry each, in
 15-minute window, plus one shared key holding as many entries) and times one such
 sweep: the CPU time, under the GIL, that a busy worker pays about every 10 ms.
 
-Loopback only; in Redis the script empties the database of ``--redis-url`` before
-and after (give it one of its own).
+Loopback only; in Redis the script deletes the ``limits`` keys (prefix ``LIMITS``)
+of the database of ``--redis-url`` before and after (give it one of its own).
 """
 
 from __future__ import annotations
@@ -57,8 +57,8 @@ def parse_args(argv: list[str] | None = None) -> Any:
     parser.add_argument("--storages", default="memory,redis",
                         help="comma-separated: memory, redis (default: %(default)s)")
     parser.add_argument("--redis-url", default=DEFAULT_REDIS_URL,
-                        help="Redis for the redis storage; emptied before and after "
-                             "(default: %(default)s)")
+                        help="Redis for the redis storage; its limits keys are "
+                             "deleted before and after (default: %(default)s)")
     parser.add_argument("--calls", type=int, default=5000,
                         help="timed calls per kind and storage (default: %(default)s)")
     parser.add_argument("--keys", default="1000,3000,10000",
