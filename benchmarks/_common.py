@@ -452,7 +452,8 @@ def machine_summary() -> str:
     memory = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30
     versions = []
     for name in ("flask-sdkauth", "Flask", "SQLAlchemy", "gunicorn", "gevent", "psycopg",
-                 "redis", "PyJWT", "phonenumbers", "marshmallow", "flask-smorest"):
+                 "redis", "limits", "PyJWT", "phonenumbers", "marshmallow",
+                 "flask-smorest"):
         try:
             versions.append(f"{name} {metadata.version(name)}")
         except metadata.PackageNotFoundError:

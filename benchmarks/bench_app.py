@@ -10,8 +10,12 @@ Configuration comes from the environment (the benchmark scripts set it):
     the long-poll settings (defaults 120 and 60 seconds, so that a waiter wakes up
     only when notified).
 
-Abuse protection (rate limits, daily caps), in versions that have it, is switched
-off: see :data:`NO_ABUSE_PROTECTION`.
+``BENCH_PROTECTIONS``, ``BENCH_RATELIMIT_STORAGE_URL``
+    abuse protection: ``off`` (the default) switches the rate limits and daily
+    caps off (see :data:`NO_ABUSE_PROTECTION`); ``memory`` or ``redis`` keeps them,
+    with the values of :data:`bench_limits.LIMITS` (the defaults, with the amounts
+    of the limits every request shares raised), counted in
+    ``SDKAUTH_RATELIMIT_STORAGE_URL`` = ``BENCH_RATELIMIT_STORAGE_URL``.
 
 Two things here exist for the benchmarks only and are not part of the package:
 
@@ -38,14 +42,15 @@ from flask_jwt_extended import JWTManager
 from flask_sqlalchemy import SQLAlchemy
 
 import flask_sdkauth.launch
+from bench_limits import LIMITS, protections_from_env
 from flask_sdkauth import Channel, Message, SdkAuth
 
 FIXED_CODE = "123456"
 
-#: The load comes from one address and goes to one phone number, and the minimal
-#: handler it is compared with has no abuse protection: versions of the extension
-#: that have rate limits and daily caps get them switched off (``None`` turns each
-#: one off; versions without these settings ignore them).
+#: The load comes from one address, and the minimal handler it is compared with
+#: has no abuse protection unless ``BENCH_PROTECTIONS`` asks for it: by default the
+#: rate limits and daily caps are switched off (``None`` turns each one off;
+#: versions without these settings ignore them).
 NO_ABUSE_PROTECTION: dict[str, Any] = {
     "SDKAUTH_RATELIMIT_SEND_PER_RECIPIENT": None,
     "SDKAUTH_RATELIMIT_SEND_PER_IP": None,
@@ -105,7 +110,11 @@ def build(config: dict[str, Any]) -> tuple[Flask, SQLAlchemy, SdkAuth]:
 
     @app.get("/_bench/pid")
     def bench_pid() -> dict[str, Any]:
-        return {"pid": os.getpid(), "package": os.path.dirname(flask_sdkauth.__file__)}
+        return {
+            "pid": os.getpid(),
+            "package": os.path.dirname(flask_sdkauth.__file__),
+            "protections": protections_from_env()[0],
+        }
 
     @app.get("/_bench/waiting")
     def bench_waiting() -> dict[str, int]:
@@ -123,7 +132,12 @@ def build(config: dict[str, Any]) -> tuple[Flask, SQLAlchemy, SdkAuth]:
 
 
 def config_from_env() -> dict[str, Any]:
+    mode, storage_url = protections_from_env()
+    protections: dict[str, Any] = {}
+    if mode != "off":
+        protections = {**LIMITS, "SDKAUTH_RATELIMIT_STORAGE_URL": storage_url}
     return {
+        **protections,
         "SECRET_KEY": os.environ["BENCH_SECRET_KEY"],
         "SQLALCHEMY_DATABASE_URI": os.environ["BENCH_DATABASE_URL"],
         "SDKAUTH_NOTIFIER_URL": os.environ.get("BENCH_NOTIFIER_URL", "memory://"),

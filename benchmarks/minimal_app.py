@@ -13,6 +13,17 @@ flask-sdkauth's ``send`` and ``checkCode``, with none of its machinery.
 The table ``bench_minimal_session`` has the columns (and the ``created_at`` index)
 of ``sdkauth_session``. Statements go through SQLAlchemy Core on a plain engine.
 Configuration: ``BENCH_DATABASE_URL`` and ``BENCH_SECRET_KEY``.
+
+With ``BENCH_PROTECTIONS`` ``memory`` or ``redis`` (see ``bench_limits.py``) the
+handlers also apply, by hand, the limits the extension applies with the same
+settings, on the same storage (``BENCH_RATELIMIT_STORAGE_URL``): one
+``MovingWindowRateLimiter(storage_from_string(url)).hit(item, *keys)`` per limit,
+whose answer decides (``False``: 429). send takes a slot of the limits per client
+address (two), per number, per widget, and of the daily caps per widget and per
+calling code, once the request is valid; checkCode one per client address before
+the ``SELECT``, one per session once the row is found and the token covers it, and
+one of the number's code checks (a right code takes one too) before the comparison. Their keys start with ``minimal``, so that they never share a counter
+with the extension's.
 """
 
 from __future__ import annotations
@@ -28,6 +39,10 @@ import jwt
 import phonenumbers
 import sqlalchemy as sa
 from flask import Flask, request
+from limits.storage import storage_from_string
+from limits.strategies import MovingWindowRateLimiter
+
+from bench_limits import items, protections_from_env
 
 FIXED_CODE = "123456"
 AUDIENCE = "flask-sdkauth"
@@ -82,10 +97,38 @@ def _code_hash(secret: bytes, request_id: uuid.UUID, generation: int, code: str)
     return hmac.new(secret, message, hashlib.sha256).hexdigest()
 
 
+class Limits:
+    """The limits of ``bench_limits.LIMITS`` on one ``limits`` storage."""
+
+    RULES = {
+        "send_per_ip": "SDKAUTH_RATELIMIT_SEND_PER_IP",
+        "send_per_recipient": "SDKAUTH_RATELIMIT_SEND_PER_RECIPIENT",
+        "send_per_widget": "SDKAUTH_RATELIMIT_SEND_PER_WIDGET",
+        "daily_per_widget": "SDKAUTH_DAILY_SEND_CAP_PER_WIDGET",
+        "daily_per_country": "SDKAUTH_DAILY_SEND_CAP_PER_COUNTRY",
+        "check_code_per_ip": "SDKAUTH_RATELIMIT_CHECK_CODE_PER_IP",
+        "check_code_per_session": "SDKAUTH_RATELIMIT_CHECK_CODE_PER_SESSION",
+        "code_checks_per_recipient": "SDKAUTH_RATELIMIT_FAILED_CODES_PER_RECIPIENT",
+    }
+
+    def __init__(self, storage_url: str) -> None:
+        self.limiter = MovingWindowRateLimiter(storage_from_string(storage_url))
+        self.items = {rule: items(key) for rule, key in self.RULES.items()}
+
+    def hit(self, rule: str, key: str) -> bool:
+        """Take one slot of each limit of ``rule``; ``False`` when one has none left."""
+        for item in self.items[rule]:
+            if not self.limiter.hit(item, "minimal", rule, key):
+                return False
+        return True
+
+
 def build(database_url: str, secret_key: str) -> tuple[Flask, sa.Engine]:
     app = Flask("minimal_app")
     engine = sa.create_engine(database_url)
     secret = secret_key.encode()
+    mode, storage_url = protections_from_env()
+    limits = Limits(storage_url) if storage_url is not None else None
 
     def token_widgets() -> frozenset[str] | None:
         scheme, _, token = request.headers.get("Authorization", "").partition(" ")
@@ -129,6 +172,17 @@ def build(database_url: str, secret_key: str) -> tuple[Flask, sa.Engine]:
             return _error("ValidateError", 400)
         if str(widget_id) not in widgets:
             return _error("ForbiddenException", 403)
+        e164 = phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
+        if limits is not None:
+            ip = request.remote_addr or ""
+            if not (
+                limits.hit("send_per_ip", ip)
+                and limits.hit("send_per_recipient", e164)
+                and limits.hit("send_per_widget", str(widget_id))
+                and limits.hit("daily_per_widget", str(widget_id))
+                and limits.hit("daily_per_country", str(number.country_code))
+            ):
+                return _error("RateLimitException", 429)
         now = datetime.now(UTC).replace(tzinfo=None)
         request_id = uuid.uuid4()
         with engine.begin() as connection:
@@ -136,9 +190,7 @@ def build(database_url: str, secret_key: str) -> tuple[Flask, sa.Engine]:
                 sa.insert(sessions).values(
                     id=request_id,
                     widget_id=widget_id,
-                    recipient=phonenumbers.format_number(
-                        number, phonenumbers.PhoneNumberFormat.E164
-                    ),
+                    recipient=e164,
                     state="sent",
                     channel_index=0,
                     channel=CHANNEL,
@@ -174,6 +226,8 @@ def build(database_url: str, secret_key: str) -> tuple[Flask, sa.Engine]:
         code = data.get("code") if isinstance(data, dict) else None
         if not isinstance(code, str) or not 1 <= len(code) <= 32:
             return _error("ValidateError", 400)
+        if limits is not None and not limits.hit("check_code_per_ip", request.remote_addr or ""):
+            return _error("RateLimitException", 429)
         with engine.connect() as connection:
             row = connection.execute(
                 sa.select(sessions).where(sessions.c.id == session_id)
@@ -182,9 +236,13 @@ def build(database_url: str, secret_key: str) -> tuple[Flask, sa.Engine]:
             return _error("SessionNotFoundException", 404)
         if str(row.widget_id) not in widgets:
             return _error("ForbiddenException", 403)
+        if limits is not None and not limits.hit("check_code_per_session", str(session_id)):
+            return _error("RateLimitException", 429)
         now = datetime.now(UTC).replace(tzinfo=None)
         if row.state != "sent" or now >= row.expires_at or now >= row.code_expires_at:
             return _error("SessionClosedException", 400)
+        if limits is not None and not limits.hit("code_checks_per_recipient", row.recipient):
+            return _error("RateLimitException", 429)
         expected = _code_hash(secret, session_id, row.generation, code)
         if not hmac.compare_digest(expected, row.code_hash or ""):
             return _error("InvalidCodeException", 400)
@@ -203,8 +261,8 @@ def build(database_url: str, secret_key: str) -> tuple[Flask, sa.Engine]:
         return {"success": True}, 201
 
     @app.get("/_bench/pid")
-    def bench_pid() -> dict[str, int]:
-        return {"pid": os.getpid()}
+    def bench_pid() -> dict[str, Any]:
+        return {"pid": os.getpid(), "protections": mode}
 
     return app, engine
 
