@@ -16,7 +16,7 @@ from .config import Settings
 from .dispatcher import LaunchJob
 from .guards import Guards
 from .hooks import Hooks
-from .message import Message
+from .message import Message, MessageId
 from .phones import describe
 from .redaction import redact
 from .states import Event
@@ -79,7 +79,7 @@ class Launcher:
                 reason = f"number type {phone.number_type}"
                 history.append(_attempt(index, channel, now, "refused", reason))
                 continue
-            secret, message, payload = self._message(session, widget, channel, now)
+            secret, message, payload = self._message(session, widget, index, now)
             try:
                 sender(message)
             except Exception as exc:  # a sender's failure is data, not a crash
@@ -131,9 +131,10 @@ class Launcher:
         )
 
     def _message(
-        self, session: SessionRecord, widget: Widget, channel: Channel, now: datetime
+        self, session: SessionRecord, widget: Widget, index: int, now: datetime
     ) -> tuple[str, Message, dict[str, Any]]:
         """The secret to hash, the message for the sender, and the widget's payload."""
+        channel = widget.channels[index]
         settings = channel.settings
         lifetime = settings.lifetime
         fields: dict[str, Any] = {}
@@ -152,6 +153,7 @@ class Launcher:
                 payload["matchNumber"] = secrets.choice(choices)
                 fields["choices"] = tuple(choices)
         message = Message(
+            id=str(MessageId(session.id, session.generation, index)),
             request_id=session.id,
             widget_id=widget.id,
             recipient=session.recipient,

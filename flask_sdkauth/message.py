@@ -2,17 +2,50 @@
 
 from __future__ import annotations
 
+import re
 import uuid
 from dataclasses import dataclass
 from datetime import datetime
 
-__all__ = ["Message"]
+__all__ = ["Message", "MessageId"]
+
+_MESSAGE_ID = re.compile(r"([0-9a-f]{32})-([1-9][0-9]{0,9})-([0-9]{1,4})", re.ASCII)
+
+
+@dataclass(frozen=True)
+class MessageId:
+    """What a message id names: one channel launch of one session.
+
+    Written as ``<request id hex>-<generation>-<channel index>`` (at most 48
+    characters of ``[0-9a-f-]``, which gateways accept as a client reference), so
+    that a delivery report finds its session without a lookup table.
+    """
+
+    request_id: uuid.UUID
+    generation: int
+    channel_index: int
+
+    def __str__(self) -> str:
+        return f"{self.request_id.hex}-{self.generation}-{self.channel_index}"
+
+    @classmethod
+    def parse(cls, text: str) -> MessageId | None:
+        """The launch ``text`` names, or ``None`` if it is not a message id of ours."""
+        match = _MESSAGE_ID.fullmatch(text) if isinstance(text, str) else None
+        if match is None:
+            return None
+        hex_id, generation, index = match.groups()
+        return cls(uuid.UUID(hex=hex_id), int(generation), int(index))
 
 
 @dataclass(frozen=True)
 class Message:
     """One delivery request handed to the host's sender for a channel.
 
+    :ivar id: unique per channel launch and the same on every retry of that
+        launch: pass it to the gateway as its idempotency key or client reference,
+        and give it back to :meth:`SdkAuth.report_delivery` from the gateway's
+        delivery report.
     :ivar request_id: the authentication session.
     :ivar widget_id: the widget the session belongs to.
     :ivar recipient: the phone number in E.164 form.
@@ -30,6 +63,7 @@ class Message:
         one is shown by the widget (``payload.matchNumber``), never here.
     """
 
+    id: str
     request_id: uuid.UUID
     widget_id: uuid.UUID
     recipient: str
@@ -45,6 +79,6 @@ class Message:
     def __repr__(self) -> str:
         # Keep the secrets out of logs and tracebacks that print the message.
         return (
-            f"Message(request_id={self.request_id!s}, channel={self.channel!r}, "
+            f"Message(id={self.id!r}, channel={self.channel!r}, "
             "recipient=***, code=***, confirmation_token=***)"
         )
