@@ -125,3 +125,19 @@ def test_message_repr_hides_the_code(app, sdkauth, widget, outbox):
     with app.app_context():
         sdkauth.send(widget.id, "+79991234567")
     assert outbox.last.code not in repr(outbox.last)
+
+
+def test_message_id_names_its_launch_and_changes_with_each(app, sdkauth, widget, outbox, clock):
+    from flask_sdkauth.message import MessageId
+
+    with app.app_context():
+        request_id = sdkauth.send(widget.id, "+79991234567")
+        first = outbox.last.id
+        clock.advance(300)  # the code expired: resend relaunches at once
+        sdkauth.engine.resend(request_id)
+    assert MessageId.parse(first) == MessageId(request_id, 1, 0)
+    assert len(first) <= 48 and set(first) <= set("0123456789abcdef-")
+    assert outbox.last.id != first
+    assert MessageId.parse(outbox.last.id) == MessageId(request_id, 2, 0)
+    assert MessageId.parse("not-an-id") is None
+    assert outbox.last.id in repr(outbox.last)
