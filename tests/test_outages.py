@@ -408,6 +408,15 @@ def test_notifier_down_long_polls_answer_through_the_periodic_read(
     assert len(_outage_records(caplog, "notifier Redis")) == 2
 
 
+def _wrong_code_wakes_the_waiter(app, sdkauth, api, widget, outbox) -> None:
+    """A fresh session's channel long poll answers the wrong code that follows it."""
+    request_id = started(api, widget.id)
+    future = _long_poll(api, f"/longPolling/{request_id}/channel")
+    _waiting(app, sdkauth)
+    api.check_code(request_id, wrong(outbox.last.code))
+    assert future.result(timeout=5).json["remainingCodeAttempts"] == 2
+
+
 def test_notifier_outage_logged_once_and_wake_ups_return(
     make_app, notifiers, redis_server, shared_database_uri, outbox, caplog
 ):
@@ -417,20 +426,12 @@ def test_notifier_outage_logged_once_and_wake_ups_return(
         widget = sdkauth.create_widget("W", [Channel("sms"), Channel("voice")])
     api = _client(app, sdkauth, widget.id)
     assert notifier.wait_until_subscribed(5)
-    request_id = started(api, widget.id)
-    future = _long_poll(api, f"/longPolling/{request_id}/channel")
-    _waiting(app, sdkauth)
-    api.check_code(request_id, wrong(outbox.last.code))
-    assert future.result(timeout=5).json["remainingCodeAttempts"] == 2
+    _wrong_code_wakes_the_waiter(app, sdkauth, api, widget, outbox)
 
     redis_server.stop()
     _until(lambda: notifier.is_down)
     for _ in range(3):  # requests during the outage: work, and log nothing more
-        during = started(api, widget.id)
-        future = _long_poll(api, f"/longPolling/{during}/channel")
-        _waiting(app, sdkauth)
-        api.check_code(during, wrong(outbox.last.code))
-        assert future.result(timeout=5).json["remainingCodeAttempts"] == 2
+        _wrong_code_wakes_the_waiter(app, sdkauth, api, widget, outbox)
 
     redis_server.start()
     assert notifier.wait_until_subscribed(40)
