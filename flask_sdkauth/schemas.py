@@ -37,18 +37,15 @@ PRINTABLE = r"^[^\u0000-\u001F\u007F]*$"
 URLSAFE = r"^[A-Za-z0-9_-]*$"
 
 
-def _phone_validators() -> list[ma.validate.Validator]:
-    return [
-        ma.validate.Length(min=1, max=MAX_PHONE_LENGTH),
-        ma.validate.Regexp(PRINTABLE, error="Not a valid phone number."),
-    ]
-
-
-def _token_validators() -> list[ma.validate.Validator]:
-    return [
-        ma.validate.Length(min=1, max=128),
-        ma.validate.Regexp(URLSAFE, error="Not a valid token."),
-    ]
+# Validators keep no state: one list each serves every field and request.
+_PHONE_VALIDATORS: list[ma.validate.Validator] = [
+    ma.validate.Length(min=1, max=MAX_PHONE_LENGTH),
+    ma.validate.Regexp(PRINTABLE, error="Not a valid phone number."),
+]
+_TOKEN_VALIDATORS: list[ma.validate.Validator] = [
+    ma.validate.Length(min=1, max=128),
+    ma.validate.Regexp(URLSAFE, error="Not a valid token."),
+]
 
 
 class PhoneNumber(ma.fields.String):
@@ -57,11 +54,11 @@ class PhoneNumber(ma.fields.String):
 
     def __init__(self, **kwargs: Any) -> None:
         # The validators document the constraints; _deserialize enforces them first.
-        super().__init__(validate=_phone_validators(), **kwargs)
+        super().__init__(validate=_PHONE_VALIDATORS, **kwargs)
 
     def _deserialize(self, value: Any, attr: str | None, data: Any, **kwargs: Any) -> str:
         text = super()._deserialize(value, attr, data, **kwargs)
-        for validator in _phone_validators():
+        for validator in _PHONE_VALIDATORS:
             validator(text)
         region = current_app.extensions["sdkauth"].settings.default_region
         try:
@@ -87,7 +84,7 @@ class RequestPath(ma.Schema):
 class RecipientQuery(_Dto):
     recipient = ma.fields.String(
         required=True,
-        validate=_phone_validators(),
+        validate=_PHONE_VALIDATORS,
         metadata={"description": "The session's phone number, in any common notation"},
     )
 
@@ -169,14 +166,14 @@ class CheckCodeRequestDto(_Dto):
 class ConfirmLinkQuery(_Dto):
     """The codeless confirmation link: its token and the numbers to offer."""
 
-    token = ma.fields.String(required=True, validate=_token_validators())
+    token = ma.fields.String(required=True, validate=_TOKEN_VALIDATORS)
     choices = ma.fields.String(load_default="", validate=ma.validate.Length(max=32))
 
 
 class ConfirmForm(_Dto):
     """The codeless confirmation page's form."""
 
-    token = ma.fields.String(required=True, validate=_token_validators())
+    token = ma.fields.String(required=True, validate=_TOKEN_VALIDATORS)
     number = ma.fields.String(load_default=None, validate=ma.validate.Length(max=8))
 
 
