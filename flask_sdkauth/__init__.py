@@ -7,7 +7,8 @@ state machine) → store (SQLAlchemy Core) and dispatcher (channel senders).
 from __future__ import annotations
 
 from . import signals
-from .dispatcher import Dispatcher, InlineDispatcher, LaunchJob
+from .delivery import DeliveryStatus, RetryDelivery
+from .dispatchers import Dispatcher, InlineDispatcher, LaunchJob
 from .errors import *
 from .errors import __all__ as _error_names
 from .extension import SdkAuth
@@ -25,6 +26,8 @@ __all__ = [
     "ChannelSettings",
     "CHANNEL_TYPES",
     "Message",
+    "RetryDelivery",
+    "DeliveryStatus",
     "SessionRecord",
     "State",
     "Dispatcher",

@@ -1,4 +1,5 @@
-"""``flask sdkauth …``: tables, built-in widgets, development tokens, purging."""
+"""``flask sdkauth …``: tables, built-in widgets, development tokens, purging,
+sweeping lost launches."""
 
 from __future__ import annotations
 
@@ -128,3 +129,10 @@ def purge(older_than: int | None) -> None:
     age = timedelta(seconds=older_than) if older_than is not None else None
     deleted = _extension().engine.purge(age)
     click.echo(f"Deleted {deleted} session(s).")
+
+
+@sdkauth_cli.command("sweep")
+def sweep() -> None:
+    """Relaunch sessions whose launch has not finished within SDKAUTH_LAUNCH_DEADLINE."""
+    relaunched = _extension().sweep()
+    click.echo(f"Relaunched {relaunched} session(s).")

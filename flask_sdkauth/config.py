@@ -10,6 +10,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from .dispatchers import DISPATCHERS
+
 __all__ = ["DEFAULT_CONFIG", "OPERATION_IDS", "Settings"]
 
 #: The operations whose routes SDKAUTH_DISABLED_OPERATIONS can switch off.
@@ -57,6 +59,17 @@ DEFAULT_CONFIG: Mapping[str, Any] = {
     "SDKAUTH_LONG_POLLING_INTERVAL": 5,
     # Where long polls learn of changes: memory:// (one process) or redis://….
     "SDKAUTH_NOTIFIER_URL": "memory://",
+    # -- Delivery (docs/deployment.rst) -----------------------------------------
+    # Where channel launches run: "inline" (in the send request) or "celery" (a
+    # task on the Celery app at app.extensions["celery"], run by a worker).
+    "SDKAUTH_DISPATCHER": "inline",
+    # Seconds a sender may take before its channel counts as failed ("timeout").
+    "SDKAUTH_SENDER_TIMEOUT": 10,
+    # Retries of a launch whose sender raised RetryDelivery, before the fallback.
+    "SDKAUTH_DELIVERY_RETRIES": 2,
+    # Seconds a session may wait in "pending" before `flask sdkauth sweep` (or the
+    # Celery sweep task) relaunches it: its worker died or its job was lost.
+    "SDKAUTH_LAUNCH_DEADLINE": 60,
     # operationIds whose routes answer 404, e.g. ["complete", "checkStatusAndComplete"]
     # when only the backend (through the Python API) may complete sessions.
     "SDKAUTH_DISABLED_OPERATIONS": (),
@@ -124,6 +137,10 @@ class Settings:
     long_polling_interval: float
     notifier_url: str
     captcha_site_key: str | None
+    dispatcher: str
+    sender_timeout: float
+    delivery_retries: int
+    launch_deadline: float
 
     @classmethod
     def from_config(cls, config: Mapping[str, Any]) -> Settings:
@@ -142,10 +159,23 @@ class Settings:
             value = config[key]
             if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
                 raise ValueError(f"{key} must be a positive int, got {value!r}")
-        for key in ("SDKAUTH_LONG_POLLING_TIMEOUT", "SDKAUTH_LONG_POLLING_INTERVAL"):
+        for key in (
+            "SDKAUTH_LONG_POLLING_TIMEOUT",
+            "SDKAUTH_LONG_POLLING_INTERVAL",
+            "SDKAUTH_SENDER_TIMEOUT",
+            "SDKAUTH_LAUNCH_DEADLINE",
+        ):
             value = config[key]
             if isinstance(value, bool) or not isinstance(value, (int, float)) or value <= 0:
                 raise ValueError(f"{key} must be a positive number of seconds, got {value!r}")
+        retries = config["SDKAUTH_DELIVERY_RETRIES"]
+        if isinstance(retries, bool) or not isinstance(retries, int) or retries < 0:
+            raise ValueError(f"SDKAUTH_DELIVERY_RETRIES must be an int >= 0, got {retries!r}")
+        dispatcher = config["SDKAUTH_DISPATCHER"]
+        if dispatcher not in DISPATCHERS:
+            raise ValueError(
+                f"SDKAUTH_DISPATCHER must be one of {sorted(DISPATCHERS)}, got {dispatcher!r}"
+            )
         disabled = config["SDKAUTH_DISABLED_OPERATIONS"]
         if isinstance(disabled, str) or not all(isinstance(name, str) for name in disabled):
             raise TypeError("SDKAUTH_DISABLED_OPERATIONS must be a list of operationIds")
@@ -172,6 +202,10 @@ class Settings:
             long_polling_interval=float(config["SDKAUTH_LONG_POLLING_INTERVAL"]),
             notifier_url=str(config["SDKAUTH_NOTIFIER_URL"]),
             captcha_site_key=config["SDKAUTH_CAPTCHA_SITE_KEY"],
+            dispatcher=dispatcher,
+            sender_timeout=float(config["SDKAUTH_SENDER_TIMEOUT"]),
+            delivery_retries=retries,
+            launch_deadline=float(config["SDKAUTH_LAUNCH_DEADLINE"]),
         )
 
 

@@ -12,7 +12,7 @@ from flask import current_app
 from . import signals
 from .codes import code_matches
 from .core import Authorize, EngineCore, reports_errors
-from .dispatcher import LaunchJob
+from .dispatchers import LaunchJob
 from .errors import (
     AttemptsExpiredException,
     InvalidCodeException,
@@ -92,10 +92,15 @@ class ConfirmingMixin(EngineCore):
         if session.channel is None:
             raise RestartCooldownActiveException()  # the first launch has not run yet
         settings = ChannelSettings.from_mapping(session.channel["settings"])
-        if session.state is not State.CHANNEL_FAILED:
+        if session.state is not State.CHANNEL_FAILED and not self._launch_overdue(session):
             started = session.launched_at or session.created_at
             if self.clock() < started + timedelta(seconds=settings.restart_cooldown):
                 raise RestartCooldownActiveException()
+        index = session.channel_index or 0
+        if session.restarts < settings.number_of_restart:
+            index, restarts = index, session.restarts + 1
+        else:
+            index, restarts = index + 1, 0
         # The restart claims the next generation, so of two concurrent resends only
         # one gets past this statement, and jobs made before it become stale.
         restarted = self.sessions.apply(
@@ -103,6 +108,8 @@ class ConfirmingMixin(EngineCore):
             Event.RESTARTED,
             at_generation=session.generation,
             generation=session.generation + 1,
+            launch_index=index,
+            restarts=restarts,
             launched_at=self.clock(),  # the cooldown runs from the restart
             code_hash=None,
             payload={},
@@ -110,16 +117,9 @@ class ConfirmingMixin(EngineCore):
         )
         if restarted is None:
             raise RestartCooldownActiveException()  # a concurrent resend was first
-        index = session.channel_index or 0
-        if session.restarts < settings.number_of_restart:
-            job = LaunchJob(
-                request_id,
-                channel_index=index,
-                restarts=session.restarts + 1,
-                generation=restarted.generation,
-            )
-        else:
-            job = LaunchJob(request_id, channel_index=index + 1, generation=restarted.generation)
+        job = LaunchJob(
+            request_id, channel_index=index, restarts=restarts, generation=restarted.generation
+        )
         self._dispatch(job, self.find_widget(session.widget_id), restarted)
         return True
 

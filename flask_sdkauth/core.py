@@ -9,6 +9,7 @@ from __future__ import annotations
 import functools
 import uuid
 from collections.abc import Callable
+from datetime import datetime, timedelta
 from functools import partial
 from typing import Any, TypeVar, cast
 
@@ -17,7 +18,7 @@ from flask import current_app
 from . import signals
 from .clock import Clock, utc_now
 from .config import Settings
-from .dispatcher import Dispatcher, LaunchJob
+from .dispatchers import Dispatcher, LaunchJob
 from .errors import (
     ChannelChangedException,
     NoAvailableChannelsException,
@@ -29,6 +30,7 @@ from .errors import (
     WidgetNotFoundException,
 )
 from .guards import Guards
+from .history import history_entry
 from .hooks import Hooks
 from .launch import Launcher
 from .notifier import MemoryNotifier, Notifier
@@ -132,21 +134,114 @@ class EngineCore:
         if session.state is not State.PENDING or session.generation != job.generation:
             return session
         widget = self.find_widget(session.widget_id)
-        return self._run_launch(job, widget=widget, session=session)
+        return self._run_launch(job, widget=widget, session=session, within_request=False)
+
+    def fall_back_if_due(self, request_id: uuid.UUID, generation: int) -> SessionRecord | None:
+        """Move the session to its next channel if launch ``generation`` is still
+        unconfirmed past its channel's ``fallbackAfter``: what a dispatcher's
+        scheduled fallback calls. ``None`` for an unknown session."""
+        session = self.sessions.get(request_id)
+        if session is None or session.generation != generation:
+            return session
+        return self._expire(session)
 
     def _dispatch(self, job: LaunchJob, widget: Widget | None, session: SessionRecord) -> None:
         """Launch through the dispatcher; an inline launch that found no channel raises."""
-        run = partial(self._run_launch, widget=widget, session=session)
-        outcome = self.dispatcher.dispatch(job, run)
+        outcome = self._launch_now(job, widget, session)
         if outcome is not None and outcome.state is State.NO_CHANNELS:
             raise NoAvailableChannelsException()
 
+    def _launch_now(
+        self, job: LaunchJob, widget: Widget | None, session: SessionRecord
+    ) -> SessionRecord | None:
+        """Hand the job to the dispatcher: the session as launched, or ``None`` if
+        the job was queued."""
+        run = partial(self._run_launch, widget=widget, session=session, within_request=True)
+        return self.dispatcher.dispatch(job, run)
+
     def _run_launch(
-        self, job: LaunchJob, *, widget: Widget | None, session: SessionRecord
+        self,
+        job: LaunchJob,
+        *,
+        widget: Widget | None,
+        session: SessionRecord,
+        within_request: bool,
     ) -> SessionRecord:
-        return self.launcher.launch(job, widget=widget, session=session) or self._load(
-            job.request_id
+        launched = self.launcher.launch(
+            job, widget=widget, session=session, within_request=within_request
         )
+        if launched is None:
+            return self._load(job.request_id)
+        due = self._fallback_due_at(launched, widget)
+        if due is not None:
+            delay = max(0.0, (due - self.clock()).total_seconds())
+            self.dispatcher.schedule_fallback(launched.id, launched.generation, delay)
+        return launched
+
+    def _launch_overdue(self, session: SessionRecord) -> bool:
+        """Whether ``session`` has waited in PENDING past ``SDKAUTH_LAUNCH_DEADLINE``
+        (its launch was lost: resend may start it again at once)."""
+        deadline = session.updated_at + timedelta(seconds=self.settings.launch_deadline)
+        return session.state is State.PENDING and self.clock() >= deadline
+
+    # -- fallback to the next channel -------------------------------------------
+
+    def _fallback_due_at(self, session: SessionRecord, widget: Widget | None) -> datetime | None:
+        """When the sent channel's ``fallbackAfter`` moves the session on, or ``None``
+        (off, not sent, or no later channel that has a sender)."""
+        if session.state is not State.SENT or session.channel is None:
+            return None
+        after = session.channel["settings"].get("fallbackAfter")
+        if after is None or session.launched_at is None:
+            return None
+        if self._next_channel(session, widget) is None:
+            return None
+        return session.launched_at + timedelta(seconds=after)
+
+    def _next_channel(self, session: SessionRecord, widget: Widget | None) -> int | None:
+        """The position of the widget's next channel after the current one that has
+        a sender, if any."""
+        if widget is None or session.channel_index is None:
+            return None
+        senders = self.hooks.channel_senders
+        for index in range(session.channel_index + 1, len(widget.channels)):
+            if widget.channels[index].type in senders:
+                return index
+        return None
+
+    def _fall_back(
+        self, session: SessionRecord, widget: Widget | None, entry: dict[str, Any]
+    ) -> SessionRecord | None:
+        """Leave the sent channel for the next one, recording ``entry``; on the last
+        channel, fail it (CHANNEL_FAILED: the client may resend). ``None`` if the
+        session had moved on meanwhile."""
+        now = self.clock()
+        index = self._next_channel(session, widget)
+        if index is None:
+            return self.sessions.apply(
+                session.id,
+                Event.DELIVERY_FAILED,
+                at_generation=session.generation,
+                history=[entry],
+                code_hash=None,
+                updated_at=now,
+            )
+        moved = self.sessions.apply(
+            session.id,
+            Event.FELL_BACK,
+            at_generation=session.generation,
+            history=[entry],
+            generation=session.generation + 1,
+            launch_index=index,
+            restarts=0,
+            code_hash=None,
+            payload={},
+            updated_at=now,
+        )
+        if moved is None:
+            return None
+        job = LaunchJob(session.id, channel_index=index, generation=moved.generation)
+        return self._launch_now(job, widget, moved) or moved
 
     # -- steps shared by the operations -----------------------------------------
 
@@ -173,22 +268,43 @@ class EngineCore:
         return self._expire(session)
 
     def _expire(self, session: SessionRecord) -> SessionRecord:
-        """Close a session past its lifetime, fail a channel past its code's lifetime."""
+        """Bring a session up to date with the clock: close it past its lifetime,
+        move a sent channel past its ``fallbackAfter`` to the next channel, fail a
+        channel past its code's lifetime."""
         now = self.clock()
         if session.state in OPEN_STATES and now >= session.expires_at:
-            event = Event.SESSION_EXPIRED
-        elif (
-            session.state is State.SENT
-            and session.code_expires_at is not None
-            and now >= session.code_expires_at
-        ):
-            event = Event.CODE_EXPIRED
-        else:
+            return self._time_out(session, Event.SESSION_EXPIRED, now)
+        if session.state is not State.SENT:
             return session
+        if session.channel is not None and "fallbackAfter" in session.channel["settings"]:
+            moved = self._fall_back_if_due(session, now)
+            if moved is not None:
+                return moved
+        if session.code_expires_at is not None and now >= session.code_expires_at:
+            return self._time_out(session, Event.CODE_EXPIRED, now)
+        return session
+
+    def _time_out(self, session: SessionRecord, event: Event, now: datetime) -> SessionRecord:
         moved = self.sessions.apply(
             session.id, event, at_generation=session.generation, code_hash=None, updated_at=now
         )
         return moved or self._load(session.id)
+
+    def _fall_back_if_due(self, session: SessionRecord, now: datetime) -> SessionRecord | None:
+        """The session after its time-driven fallback, or ``None`` if none is due."""
+        widget = self.find_widget(session.widget_id)
+        due = self._fallback_due_at(session, widget)
+        if due is None or now < due:
+            return None
+        after = session.channel["settings"]["fallbackAfter"]  # type: ignore[index]
+        entry = history_entry(
+            session.channel_index,
+            session.channel["type"],  # type: ignore[index]
+            now,
+            "fallback",
+            f"not confirmed within {after} s",
+        )
+        return self._fall_back(session, widget, entry) or self._load(session.id)
 
     @staticmethod
     def _settle(operation: Operation, session: SessionRecord) -> bool | None:

@@ -5,8 +5,8 @@ state machine of spec §7 (:mod:`~flask_sdkauth.states`), what each operation an
 in each state (:mod:`~flask_sdkauth.rules`), and how codes are checked. Views
 translate HTTP to these calls; :class:`~flask_sdkauth.SdkAuth` exposes some of them
 to the host's backend. The operations live in short mixin modules:
-:mod:`~flask_sdkauth.core` (shared steps), :mod:`~flask_sdkauth.observing` and
-:mod:`~flask_sdkauth.confirming`.
+:mod:`~flask_sdkauth.core` (shared steps), :mod:`~flask_sdkauth.observing`,
+:mod:`~flask_sdkauth.confirming` and :mod:`~flask_sdkauth.delivering`.
 """
 
 from __future__ import annotations
@@ -22,14 +22,16 @@ from . import signals
 from .clock import Clock, utc_now
 from .confirming import ConfirmingMixin
 from .core import Authorize
-from .dispatcher import LaunchJob
+from .delivering import DeliveringMixin
+from .dispatchers import LaunchJob
 from .errors import (
     ForbiddenException,
+    NoConnectionException,
     WidgetIsBlockedException,
 )
 from .observing import ChannelView, ObservingMixin
 from .phones import describe
-from .states import State
+from .states import Event, State
 from .store import SessionRecord
 
 __all__ = ["Authorize", "ChannelView", "Clock", "Engine", "WidgetInfo", "utc_now"]
@@ -46,7 +48,7 @@ class WidgetInfo:
     captcha_provider: str | None = None
 
 
-class Engine(ObservingMixin, ConfirmingMixin):
+class Engine(ObservingMixin, ConfirmingMixin, DeliveringMixin):
     """The rules of one app, built by ``SdkAuth.init_app`` from its settings."""
 
     def widget_info(self, widget_id: uuid.UUID, client_ip: str | None = None) -> WidgetInfo:
@@ -113,6 +115,7 @@ class Engine(ObservingMixin, ConfirmingMixin):
             seen_snapshot=None,
             restarts=0,
             launched_at=None,
+            launch_index=0 if first else None,
             code_hash=None,
             code_expires_at=None,
             remaining_attempts=first.settings.number_of_tries if first else 0,
@@ -129,7 +132,16 @@ class Engine(ObservingMixin, ConfirmingMixin):
             widget_id=widget.id,
         )
         job = LaunchJob(request_id=session.id, generation=session.generation)
-        self._dispatch(job, widget, session)
+        try:
+            self._dispatch(job, widget, session)
+        except NoConnectionException:
+            # The launch could not be queued and the client gets no requestId:
+            # close the session rather than let the sweep send to it later.
+            self.sessions.apply(
+                session.id, Event.LAUNCH_LOST, at_generation=session.generation,
+                updated_at=self.clock(),
+            )
+            raise
         return session.id
 
     def purge(self, older_than: timedelta | None = None) -> int:

@@ -16,7 +16,8 @@ from .auth import encode_token
 from .blueprint import SECURITY_SCHEME
 from .cli import sdkauth_cli
 from .config import DEFAULT_CONFIG, Settings
-from .dispatcher import Dispatcher, InlineDispatcher
+from .delivery import DeliveryStatus
+from .dispatchers import Dispatcher, InlineDispatcher
 from .engine import Clock, Engine, utc_now
 from .errors import SdkAuthError, ValidateError, error_response
 from .guards import Guards
@@ -52,8 +53,8 @@ class SdkAuth:
     :param api: the host's flask-smorest ``Api``; the routes then appear in the
         host's OpenAPI document. Without it the extension documents them in an
         ``Api`` of its own (config prefix ``SDKAUTH_``).
-    :param dispatcher: runs channel launches; :class:`~flask_sdkauth.InlineDispatcher`
-        (in the request) by default.
+    :param dispatcher: runs channel launches; when given, ``SDKAUTH_DISPATCHER`` is
+        not read. By default each app gets the dispatcher its config names.
     :param clock: returns the current aware UTC time; tests pass their own.
     """
 
@@ -68,7 +69,7 @@ class SdkAuth:
     ) -> None:
         self.db = db
         self.api = api
-        self.dispatcher = dispatcher or InlineDispatcher()
+        self._dispatcher = dispatcher
         self.clock = clock
         self.hooks = Hooks()
         self.tables = define_tables(db.metadata)
@@ -103,7 +104,7 @@ class SdkAuth:
             sessions=SessionStore(self.db, self.tables.session, on_change=notifier.publish),
             widgets=WidgetStore(self.db, self.tables.widget),
             hooks=self.hooks,
-            dispatcher=self.dispatcher,
+            dispatcher=self._dispatcher or _configured_dispatcher(settings.dispatcher),
             notifier=notifier,
             guards=guards,
             clock=self.clock,
@@ -278,6 +279,30 @@ class SdkAuth:
         """
         return self.engine.check_status_and_complete(_uuid("requestId", request_id), recipient)
 
+    def report_delivery(
+        self, message_id: str, status: DeliveryStatus, *, reason: str | None = None
+    ) -> None:
+        """Tell the engine what a gateway reports of a message, from its webhook.
+
+        ``message_id`` is the :attr:`Message.id` the sender passed to the gateway;
+        ``status`` is ``"sent"``, ``"delivered"``, ``"read"`` or ``"failed"``.
+        ``"failed"`` for the session's current launch moves it to the widget's next
+        channel at once, as a sender's exception would (on the last channel the
+        channel fails and the client may resend). Every report is kept in the
+        session's history, with ``reason`` (the number removed from it); reports
+        for earlier launches, repeats and unknown ids change nothing else and
+        raise nothing.
+
+        :raises ValueError: ``status`` is not one of the four.
+        """
+        self.engine.report_delivery(message_id, status, reason=reason)
+
+    def sweep(self) -> int:
+        """Relaunch the sessions whose launch has not finished within
+        ``SDKAUTH_LAUNCH_DEADLINE`` (what ``flask sdkauth sweep`` and the Celery
+        task ``flask_sdkauth.sweep`` run); return how many."""
+        return self.engine.sweep()
+
     def confirm(
         self, request_id: uuid.UUID | str, token: str, number: str | None = None
     ) -> bool:
@@ -309,6 +334,18 @@ class SdkAuth:
             choices=",".join(message.choices) or None,
             _external=True,
         )
+
+
+def _configured_dispatcher(name: str) -> Dispatcher:
+    if name == "celery":
+        try:
+            from .dispatchers.celery import CeleryDispatcher
+        except ImportError as exc:
+            raise RuntimeError(
+                'SDKAUTH_DISPATCHER = "celery" needs Celery: pip install "flask-sdkauth[celery]"'
+            ) from exc
+        return CeleryDispatcher()
+    return InlineDispatcher()
 
 
 def _uuid(field: str, value: uuid.UUID | str) -> uuid.UUID:

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import logging
 import secrets
+import time
+from collections.abc import Callable
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -13,15 +15,17 @@ from . import signals
 from .clock import Clock
 from .codes import generate_code, hash_code
 from .config import Settings
-from .dispatcher import LaunchJob
+from .delivery import RetryDelivery, SenderTimedOut, call_sender
+from .dispatchers import LaunchJob
 from .guards import Guards
-from .hooks import Hooks
+from .history import history_entry
+from .hooks import ChannelSender, Hooks
 from .message import Message, MessageId
 from .phones import describe
 from .redaction import redact
 from .states import Event
 from .store import SessionRecord, SessionStore
-from .widgets import Channel, Widget
+from .widgets import Widget
 
 __all__ = ["Launcher"]
 
@@ -29,6 +33,8 @@ logger = logging.getLogger("flask_sdkauth")
 
 _REASON_LIMIT = 500
 _MATCH_CHOICES = 3
+#: Seconds before the first retry of a RetryDelivery without ``after``; doubles.
+_FIRST_BACKOFF = 1.0
 
 
 class Launcher:
@@ -42,61 +48,62 @@ class Launcher:
         hooks: Hooks,
         guards: Guards,
         clock: Clock,
+        sleep: Callable[[float], None] = time.sleep,
     ) -> None:
         self.settings = settings
         self.sessions = sessions
         self.hooks = hooks
         self.guards = guards
         self.clock = clock
+        self.sleep = sleep
 
     def launch(
-        self, job: LaunchJob, *, widget: Widget | None, session: SessionRecord
+        self,
+        job: LaunchJob,
+        *,
+        widget: Widget | None,
+        session: SessionRecord,
+        within_request: bool = False,
     ) -> SessionRecord | None:
         """Try the widget's channels by priority from ``job.channel_index``.
 
         A channel without a registered sender, or one the number cannot receive
-        (an SMS-like channel for a landline), is skipped; a sender that raises
-        counts as a failed channel and the next one is tried. The first channel
-        that accepts the message moves the session to SENT; none moves it to
-        NO_CHANNELS. Either way the history records every channel tried.
+        (an SMS-like channel for a landline), is skipped; a sender that raises, or
+        that has not returned within ``SDKAUTH_SENDER_TIMEOUT``, counts as a failed
+        channel and the next one is tried, after the retries a
+        :class:`~flask_sdkauth.RetryDelivery` asks for. The first channel that
+        accepts the message moves the session to SENT; none moves it to
+        NO_CHANNELS. Either way the history records every try.
 
+        :param within_request: the launch runs inside the client's request, so a
+            channel's retries must fit in its sender timeout too.
         :returns: the session as written, or ``None`` if it had meanwhile left
             PENDING (closed, or relaunched by someone else).
         """
         channels = widget.channels if widget is not None else ()
         generation = session.generation  # assigned when the session entered PENDING
-        history = list(session.history)
+        history: list[dict[str, Any]] = []
         phone = describe(session.recipient)
         for index in range(job.channel_index, len(channels)):
             channel = channels[index]
             now = self.clock()
             sender = self.hooks.channel_senders.get(channel.type)
             if sender is None:
-                history.append(_attempt(index, channel, now, "skipped", "no sender"))
+                history.append(history_entry(index, channel.type, now, "skipped", "no sender"))
                 continue
             assert widget is not None
             if not self.guards.allows_channel(channel.type, phone, widget.id):
                 reason = f"number type {phone.number_type}"
-                history.append(_attempt(index, channel, now, "refused", reason))
+                history.append(history_entry(index, channel.type, now, "refused", reason))
                 continue
             secret, message, payload = self._message(session, widget, index, now)
-            try:
-                sender(message)
-            except Exception as exc:  # a sender's failure is data, not a crash
-                reason = _failure_reason(exc, message, session.recipient)
-                logger.warning(
-                    "sdkauth: channel %s failed for session %s: %s",
-                    channel.type,
-                    session.id,
-                    reason,
-                )
-                history.append(_attempt(index, channel, now, "failed", reason))
+            if not self._deliver(sender, message, index, session, within_request, history):
                 continue
-            history.append(_attempt(index, channel, now, "sent", None))
             updated = self.sessions.apply(
                 session.id,
                 Event.CHANNEL_SENT,
                 at_generation=generation,
+                history=history,
                 channel_index=index,
                 channel=channel.to_dict(),
                 payload=payload,
@@ -105,7 +112,6 @@ class Launcher:
                 code_hash=hash_code(self.settings.code_secret, session.id, generation, secret),
                 code_expires_at=message.expires_at,
                 remaining_attempts=channel.settings.number_of_tries,
-                history=history,
                 updated_at=self.clock(),
             )
             if updated is not None:
@@ -119,7 +125,7 @@ class Launcher:
         logger.warning(
             "sdkauth: no channel could deliver for session %s (%d tried)",
             session.id,
-            len(history) - len(session.history),
+            len({entry["index"] for entry in history}),
         )
         return self.sessions.apply(
             session.id,
@@ -129,6 +135,57 @@ class Launcher:
             code_hash=None,
             updated_at=self.clock(),
         )
+
+    def _deliver(
+        self,
+        sender: ChannelSender,
+        message: Message,
+        index: int,
+        session: SessionRecord,
+        within_request: bool,
+        history: list[dict[str, Any]],
+    ) -> bool:
+        """Hand ``message`` to ``sender``, retrying as it asks; record every try in
+        ``history``. ``True`` once the sender has accepted the message."""
+        timeout = self.settings.sender_timeout
+        retries = self.settings.delivery_retries
+        started = time.monotonic()
+
+        def record(outcome: str, reason: str | None) -> None:
+            history.append(history_entry(index, message.channel, self.clock(), outcome, reason))
+            if reason is not None:
+                logger.warning(
+                    "sdkauth: channel %s %s for session %s: %s",
+                    message.channel,
+                    outcome,
+                    session.id,
+                    reason,
+                )
+
+        for attempt in range(retries + 1):
+            # Inline, the client waits: all tries of a channel share one timeout.
+            left = timeout - (time.monotonic() - started) if within_request else timeout
+            try:
+                call_sender(sender, message, left)
+            except SenderTimedOut:
+                record("timeout", f"no answer within {timeout:g} s")
+                return False
+            except RetryDelivery as exc:
+                reason = _failure_reason(exc, message, session.recipient)
+                delay = exc.after if exc.after is not None else _FIRST_BACKOFF * 2**attempt
+                spent = time.monotonic() - started
+                if attempt == retries or (within_request and spent + delay >= timeout):
+                    record("failed", reason)
+                    return False
+                record("retry", reason)
+                self.sleep(delay)
+            except Exception as exc:  # a sender's failure is data, not a crash
+                record("failed", _failure_reason(exc, message, session.recipient))
+                return False
+            else:
+                record("sent", None)
+                return True
+        return False  # not reached: the last try returns
 
     def _message(
         self, session: SessionRecord, widget: Widget, index: int, now: datetime
@@ -179,15 +236,3 @@ def _failure_reason(exc: Exception, message: Message, recipient: str) -> str:
 
 def _two_digit_numbers(count: int) -> list[str]:
     return [str(number) for number in secrets.SystemRandom().sample(range(10, 100), count)]
-
-
-def _attempt(
-    index: int, channel: Channel, at: datetime, outcome: str, reason: str | None
-) -> dict[str, Any]:
-    return {
-        "index": index,
-        "channel": channel.type,
-        "outcome": outcome,
-        "reason": reason,
-        "at": at.isoformat(),
-    }

@@ -135,6 +135,10 @@ class ChannelSettingsDto(ma.Schema):
     numberOfTries = ma.fields.Integer(required=True)
     numberOfRestart = ma.fields.Integer()
     restartCooldown = ma.fields.Integer(metadata={"description": "Seconds"})
+    fallbackAfter = ma.fields.Integer(
+        metadata={"description": "Seconds after which an unconfirmed code moves the "
+                  "session to the next channel; absent when off"}
+    )
 
 
 class GetChannelResponseDto(ma.Schema):

@@ -33,6 +33,11 @@ class Event(str, enum.Enum):
     CHANNELS_EXHAUSTED = "channels_exhausted"
     CODE_EXPIRED = "code_expired"
     RESTARTED = "restarted"
+    FELL_BACK = "fell_back"
+    DELIVERY_FAILED = "delivery_failed"
+    DELIVERY_REPORTED = "delivery_reported"
+    RELAUNCHED = "relaunched"
+    LAUNCH_LOST = "launch_lost"
     ATTEMPT_TAKEN = "attempt_taken"
     ATTEMPTS_EXHAUSTED = "attempts_exhausted"
     CONFIRMED = "confirmed"
@@ -42,10 +47,11 @@ class Event(str, enum.Enum):
 
 @dataclass(frozen=True)
 class Transition:
-    """``sources`` → ``target``; ``announced`` transitions wake long polls."""
+    """``sources`` → ``target`` (``None``: the state stays as it is); ``announced``
+    transitions wake long polls."""
 
     sources: frozenset[State]
-    target: State
+    target: State | None
     announced: bool = True
 
 
@@ -66,6 +72,17 @@ TRANSITIONS: dict[Event, Transition] = {
     Event.RESTARTED: Transition(
         _from(State.PENDING, State.SENT, State.CHANNEL_FAILED), State.PENDING
     ),
+    # The current launch failed after it was sent (a delivery report), or its
+    # channel's fallbackAfter ran out: the next channel is launched. A failure
+    # reported on the widget's last channel waits for resend instead.
+    Event.FELL_BACK: Transition(_from(State.SENT), State.PENDING),
+    Event.DELIVERY_FAILED: Transition(_from(State.SENT), State.CHANNEL_FAILED),
+    # A delivery report that changes nothing but the history.
+    Event.DELIVERY_REPORTED: Transition(frozenset(State), None, announced=False),
+    # A launch that did not finish in time (its worker died, its job was lost) is
+    # claimed again by the sweep; a launch that could not be queued ends the session.
+    Event.RELAUNCHED: Transition(_from(State.PENDING), State.PENDING, announced=False),
+    Event.LAUNCH_LOST: Transition(_from(State.PENDING), State.CLOSED),
     # An attempt is taken before a code is compared (announced only with the
     # comparison's outcome); a wrong code on the last one ends the session.
     Event.ATTEMPT_TAKEN: Transition(_from(State.SENT), State.SENT, announced=False),

@@ -10,6 +10,7 @@ once per outage by type name only, never with the statement's parameters.
 
 from __future__ import annotations
 
+import json
 import uuid
 import weakref
 from collections.abc import Callable, Iterator, Mapping, Sequence
@@ -22,6 +23,7 @@ import sqlalchemy as sa
 from flask_sqlalchemy import SQLAlchemy
 
 from .errors import NoConnectionException
+from .history import HistoryAppend
 from .outages import Outage
 from .states import CHANNEL_STATUS, OPEN_STATES, TRANSITIONS, Event, State
 from .widgets import Channel, Widget
@@ -122,6 +124,7 @@ class SessionRecord:
     seen_snapshot: str | None
     restarts: int
     launched_at: datetime | None
+    launch_index: int | None
     code_hash: str | None
     code_expires_at: datetime | None
     remaining_attempts: int
@@ -183,23 +186,30 @@ class SessionStore:
         *,
         at_generation: int | None = None,
         where: Sequence[sa.ColumnElement[bool]] = (),
+        history: Sequence[Mapping[str, Any]] = (),
         **values: Any,
     ) -> SessionRecord | None:
         """Take ``event``'s transition and write ``values`` in one statement.
 
         ``at_generation`` (and any ``where`` conditions) narrow it to the channel
-        launch the caller saw. Returns the updated session, or ``None`` when the
-        session was not in a source state or has moved on (someone else was first).
+        launch the caller saw. ``history`` entries are appended to the session's
+        history by the same statement, so that concurrent writers never lose each
+        other's entries. Returns the updated session, or ``None`` when the session
+        was not in a source state or has moved on (someone else was first).
         """
-        params = {"_id": request_id, "_generation": at_generation}
+        params: dict[str, Any] = {"_id": request_id, "_generation": at_generation}
+        if history:
+            params["_history"] = json.dumps(list(history))
         if where or any(isinstance(value, sa.ClauseElement) for value in values.values()):
-            statement = self._update(event, at_generation is not None, values, where)
+            statement = self._update(event, at_generation is not None, values, where, history)
         else:
-            key = (event, at_generation is not None, tuple(sorted(values)))
+            key = (event, at_generation is not None, bool(history), tuple(sorted(values)))
             statement = self._updates.get(key)  # type: ignore[assignment]
             if statement is None:
                 placeholders = {name: sa.bindparam(f"v_{name}") for name in values}
-                statement = self._update(event, at_generation is not None, placeholders, ())
+                statement = self._update(
+                    event, at_generation is not None, placeholders, (), history
+                )
                 self._updates[key] = statement
             params.update({f"v_{name}": value for name, value in values.items()})
         with _connect(self._db) as connection:
@@ -210,16 +220,21 @@ class SessionStore:
             self._on_change(request_id)
         return SessionRecord.from_row(row)
 
-
     def _update(
         self,
         event: Event,
         at_generation: bool,
         values: Mapping[str, Any],
         where: Sequence[sa.ColumnElement[bool]],
+        history: Sequence[Mapping[str, Any]],
     ) -> sa.Update:
         transition = TRANSITIONS[event]
         table = self._table
+        assignments = dict(values)
+        if transition.target is not None:
+            assignments["state"] = transition.target.value
+        if history:
+            assignments["history"] = HistoryAppend(table.c.history, sa.bindparam("_history"))
         conditions = [
             table.c.id == sa.bindparam("_id"),
             table.c.state.in_([state.value for state in transition.sources]),
@@ -230,9 +245,21 @@ class SessionStore:
         return (
             sa.update(table)
             .where(*conditions)
-            .values(state=transition.target.value, **values)
+            .values(**assignments)
             .returning(*table.c)
         )
+
+    def stuck_launches(self, *, waiting_since: datetime, now: datetime) -> list[SessionRecord]:
+        """Open sessions that have waited in PENDING since ``waiting_since`` or
+        earlier: their launch never finished."""
+        table = self._table
+        statement = sa.select(table).where(
+            table.c.state == State.PENDING.value,
+            table.c.updated_at <= waiting_since,
+            table.c.expires_at > now,
+        )
+        with _connect(self._db) as connection:
+            return [SessionRecord.from_row(row) for row in connection.execute(statement)]
 
     def mark_seen(self, request_id: uuid.UUID, generation: int, snapshot: str) -> None:
         """Record the channel snapshot (and its generation) the client was given."""

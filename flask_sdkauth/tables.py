@@ -79,6 +79,9 @@ def define_tables(metadata: sa.MetaData) -> Tables:
         sa.Column("seen_snapshot", sa.String(32), nullable=True),
         sa.Column("restarts", sa.Integer, nullable=False, default=0),
         sa.Column("launched_at", UTCDateTime, nullable=True),
+        # The channel position the pending launch starts from, so that a launch
+        # whose worker died can be run again (the current channel is channel_index).
+        sa.Column("launch_index", sa.Integer, nullable=True),
         # Keyed hash of the code (or of a codeless channel's confirmation token).
         sa.Column("code_hash", sa.String(64), nullable=True),
         sa.Column("code_expires_at", UTCDateTime, nullable=True),

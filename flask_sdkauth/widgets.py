@@ -38,10 +38,13 @@ _SHORT_CODE_TYPES = frozenset({"flashcall"})
 
 @dataclass(frozen=True, init=False)
 class ChannelSettings:
-    """How one channel generates and checks codes (spec §6, plus ``restartCooldown``).
+    """How one channel generates and checks codes (spec §6, plus ``restartCooldown``
+    and ``fallbackAfter``).
 
     All durations are in seconds; ``restart_cooldown`` defaults to ``lifetime``
-    (spec gap 11). :meth:`from_mapping` reads the spec's own keys.
+    (spec gap 11). ``fallback_after``, when set, moves the session to the widget's
+    next channel once a code sent on this one has gone unconfirmed that long; off
+    by default. :meth:`from_mapping` reads the spec's own keys.
     """
 
     code_length: int
@@ -50,6 +53,7 @@ class ChannelSettings:
     number_of_tries: int
     number_of_restart: int
     restart_cooldown: int
+    fallback_after: int | None
 
     def __init__(
         self,
@@ -60,9 +64,13 @@ class ChannelSettings:
         number_of_tries: int = 3,
         number_of_restart: int = 2,
         restart_cooldown: int | None = None,
+        fallback_after: int | None = None,
     ) -> None:
         if restart_cooldown is None:
             restart_cooldown = lifetime
+        if fallback_after is not None:
+            _require_int("fallback_after", fallback_after, minimum=1)
+        object.__setattr__(self, "fallback_after", fallback_after)
         for name, value, minimum in (
             ("code_length", code_length, 1),
             ("lifetime", lifetime, 1),
@@ -94,6 +102,7 @@ class ChannelSettings:
             "numberOfTries",
             "numberOfRestart",
             "restartCooldown",
+            "fallbackAfter",
         }
         if unknown:
             raise ValueError(f"unknown channel settings: {', '.join(sorted(unknown))}")
@@ -108,17 +117,22 @@ class ChannelSettings:
             number_of_tries=data.get("numberOfTries", base.number_of_tries),
             number_of_restart=data.get("numberOfRestart", base.number_of_restart),
             restart_cooldown=data.get("restartCooldown"),
+            fallback_after=data.get("fallbackAfter"),
         )
 
     def to_dict(self) -> dict[str, Any]:
-        """The spec's ``IOtpChannelSettingsAdditionalSDK`` shape, as ``getChannel`` returns it."""
-        return {
+        """The spec's ``IOtpChannelSettingsAdditionalSDK`` shape, as ``getChannel``
+        returns it (``fallbackAfter`` only when set)."""
+        data: dict[str, Any] = {
             "code": {"length": self.code_length, "beautify": self.beautify},
             "lifetime": self.lifetime,
             "numberOfTries": self.number_of_tries,
             "numberOfRestart": self.number_of_restart,
             "restartCooldown": self.restart_cooldown,
         }
+        if self.fallback_after is not None:
+            data["fallbackAfter"] = self.fallback_after
+        return data
 
 
 @dataclass(frozen=True, init=False)
