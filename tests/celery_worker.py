@@ -1,0 +1,108 @@
+"""The host app a real Celery worker runs in the worker tests.
+
+Started as ``python -m celery -A tests.celery_worker worker …``, it builds the
+Flask app the way Flask's "Background Tasks with Celery" shows, with
+``SDKAUTH_DISPATCHER = "celery"``. Configuration comes from the environment:
+
+- ``CW_DATABASE_URL``, ``CW_SECRET_KEY``, ``CW_NOTIFIER_URL``: shared with the test;
+- ``CW_BROKER_URL`` and ``CW_QUEUE``: where the launches are queued;
+- ``CW_OUTBOX``: a file the senders append one JSON line to when they start and
+  when they finish, code included, for the test to read;
+- ``CW_SENDERS``: JSON, channel type to ``{"sleep": seconds}``;
+- ``CW_SENDER_TIMEOUT``, ``CW_LAUNCH_DEADLINE``, ``CW_SWEEP_EVERY`` (seconds of
+  the beat schedule's sweep, when the worker runs with ``--beat``);
+- ``CW_READY``: a file created once the worker consumes.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from pathlib import Path
+from typing import Any
+
+from celery import Celery, Task
+from celery.signals import worker_ready
+from flask import Flask
+from flask_jwt_extended import JWTManager
+from flask_sqlalchemy import SQLAlchemy
+
+from flask_sdkauth import Message, SdkAuth
+
+
+def celery_init_app(app: Flask) -> Celery:
+    """Flask's documented pattern: tasks run inside the app context."""
+
+    class FlaskTask(Task):  # type: ignore[misc]
+        def __call__(self, *args: Any, **kwargs: Any) -> Any:
+            with app.app_context():
+                return self.run(*args, **kwargs)
+
+    celery = Celery(app.name, task_cls=FlaskTask)
+    celery.config_from_object(app.config["CELERY"])
+    celery.set_default()
+    app.extensions["celery"] = celery
+    return celery
+
+
+def record(event: str, message: Message) -> None:
+    line = json.dumps(
+        {
+            "event": event,
+            "id": message.id,
+            "request_id": str(message.request_id),
+            "channel": message.channel,
+            "code": message.code,
+            "pid": os.getpid(),
+        }
+    )
+    with open(os.environ["CW_OUTBOX"], "a", encoding="utf-8") as outbox:
+        outbox.write(line + "\n")
+
+
+def sender(message: Message) -> None:
+    record("start", message)
+    behaviour = json.loads(os.environ.get("CW_SENDERS", "{}")).get(message.channel, {})
+    time.sleep(behaviour.get("sleep", 0))
+    record("done", message)
+
+
+def create_app() -> Flask:
+    app = Flask("celery_worker")
+    schedule = {}
+    if os.environ.get("CW_SWEEP_EVERY"):
+        schedule["sdkauth-sweep"] = {
+            "task": "flask_sdkauth.sweep",
+            "schedule": float(os.environ["CW_SWEEP_EVERY"]),
+        }
+    app.config.update(
+        SECRET_KEY=os.environ["CW_SECRET_KEY"],
+        SQLALCHEMY_DATABASE_URI=os.environ["CW_DATABASE_URL"],
+        SDKAUTH_NOTIFIER_URL=os.environ["CW_NOTIFIER_URL"],
+        SDKAUTH_DISPATCHER="celery",
+        SDKAUTH_SENDER_TIMEOUT=float(os.environ.get("CW_SENDER_TIMEOUT", "10")),
+        SDKAUTH_LAUNCH_DEADLINE=float(os.environ.get("CW_LAUNCH_DEADLINE", "60")),
+        CELERY={
+            "broker_url": os.environ["CW_BROKER_URL"],
+            "task_default_queue": os.environ["CW_QUEUE"],
+            "task_ignore_result": True,
+            "beat_schedule": schedule,
+        },
+    )
+    db = SQLAlchemy(app)
+    JWTManager(app)
+    sdkauth = SdkAuth(app, db=db)
+    for channel_type in ("sms", "voice"):
+        sdkauth.add_channel_sender(channel_type, sender)
+    celery_init_app(app)
+    return app
+
+
+@worker_ready.connect
+def _ready(**kwargs: Any) -> None:
+    Path(os.environ["CW_READY"]).touch()
+
+
+flask_app = create_app()
+celery_app = flask_app.extensions["celery"]
