@@ -16,6 +16,11 @@ Development settings (``FLASK_``-prefixed environment variables work too):
 ``DEV_FAILING_CHANNELS`` (a list of channel types whose dev sender fails, to see
 the fallback) and ``DEMO_CHANNEL_SETTINGS`` (channel settings for the demo widgets,
 applied when they are first created).
+
+Launches on Celery: set ``FLASK_SDKAUTH_DISPATCHER=celery`` (and, for a broker
+other than the local Redis, ``FLASK_CELERY__broker_url``) for both the web app and
+a worker started with ``celery -A example_app.worker worker --beat`` (see
+``docs/deployment.rst``). It needs ``pip install 'flask-sdkauth[celery]'``.
 """
 
 from __future__ import annotations
@@ -88,6 +93,7 @@ def create_app(config: dict[str, Any] | None = None, instance_path: str | None =
         SDKAUTH_DISABLED_OPERATIONS=["complete", "checkStatusAndComplete"],
         DEV_FAILING_CHANNELS=[],
         DEMO_CHANNEL_SETTINGS={},
+        CELERY={"broker_url": "redis://127.0.0.1:6379/0", "task_ignore_result": True},
     )
     app.config.from_prefixed_env()
     app.config.update(config or {})
@@ -97,6 +103,8 @@ def create_app(config: dict[str, Any] | None = None, instance_path: str | None =
     jwt.init_app(app)
     api.init_app(app)
     sdkauth.init_app(app)
+    if app.config["SDKAUTH_DISPATCHER"] == "celery":
+        celery_init_app(app)
 
     with app.app_context():
         db.create_all()
@@ -147,6 +155,28 @@ def create_app(config: dict[str, Any] | None = None, instance_path: str | None =
         }
 
     return app
+
+
+def celery_init_app(app: Flask) -> Any:
+    """Flask's "Background Tasks with Celery" pattern: a Celery app whose tasks run
+    in this app's context, at ``app.extensions["celery"]``; the sweep of lost
+    launches in its beat schedule."""
+    from celery import Celery, Task
+
+    class FlaskTask(Task):  # type: ignore[misc]
+        def __call__(self, *args: Any, **kwargs: Any) -> Any:
+            with app.app_context():
+                return self.run(*args, **kwargs)
+
+    celery_app = Celery(app.name, task_cls=FlaskTask)
+    celery_app.config_from_object(app.config["CELERY"])
+    celery_app.conf.beat_schedule.setdefault(
+        "sdkauth-sweep",
+        {"task": "flask_sdkauth.sweep", "schedule": app.config["SDKAUTH_LAUNCH_DEADLINE"] / 2},
+    )
+    celery_app.set_default()
+    app.extensions["celery"] = celery_app
+    return celery_app
 
 
 def _demo_widget(demo: str) -> Widget:

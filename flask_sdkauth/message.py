@@ -43,7 +43,8 @@ class Message:
     """One delivery request handed to the host's sender for a channel.
 
     :ivar id: unique per channel launch and the same on every retry of that
-        launch: pass it to the gateway as its idempotency key or client reference
+        launch: pass it to the gateway as its idempotency key or client reference,
+        and back to :meth:`SdkAuth.report_delivery` from the gateway's webhook
         (:class:`MessageId` reads the launch back from it).
     :ivar request_id: the authentication session.
     :ivar widget_id: the widget the session belongs to.

@@ -1,16 +1,17 @@
 """The host app a real Celery worker runs in the worker tests.
 
 Started as ``python -m celery -A tests.celery_worker worker …``, it builds the
-Flask app the way Flask's "Background Tasks with Celery" shows, with
-``SDKAUTH_DISPATCHER = "celery"``. Configuration comes from the environment:
+Flask app with the example app's ``celery_init_app`` (Flask's "Background Tasks
+with Celery" pattern), with ``SDKAUTH_DISPATCHER = "celery"`` and senders of its
+own. Configuration comes from the environment:
 
 - ``CW_DATABASE_URL``, ``CW_SECRET_KEY``, ``CW_NOTIFIER_URL``: shared with the test;
 - ``CW_BROKER_URL`` and ``CW_QUEUE``: where the launches are queued;
 - ``CW_OUTBOX``: a file the senders append one JSON line to when they start and
   when they finish, code included, for the test to read;
 - ``CW_SENDERS``: JSON, channel type to ``{"sleep": seconds}``;
-- ``CW_SENDER_TIMEOUT``, ``CW_LAUNCH_DEADLINE``, ``CW_SWEEP_EVERY`` (seconds of
-  the beat schedule's sweep, when the worker runs with ``--beat``);
+- ``CW_SENDER_TIMEOUT``, ``CW_LAUNCH_DEADLINE`` (the beat schedule sweeps every
+  half of it, when the worker runs with ``--beat``);
 - ``CW_READY``: a file created once the worker consumes.
 """
 
@@ -22,28 +23,13 @@ import time
 from pathlib import Path
 from typing import Any
 
-from celery import Celery, Task
 from celery.signals import worker_ready
 from flask import Flask
 from flask_jwt_extended import JWTManager
 from flask_sqlalchemy import SQLAlchemy
 
+from example_app import celery_init_app
 from flask_sdkauth import Message, SdkAuth
-
-
-def celery_init_app(app: Flask) -> Celery:
-    """Flask's documented pattern: tasks run inside the app context."""
-
-    class FlaskTask(Task):  # type: ignore[misc]
-        def __call__(self, *args: Any, **kwargs: Any) -> Any:
-            with app.app_context():
-                return self.run(*args, **kwargs)
-
-    celery = Celery(app.name, task_cls=FlaskTask)
-    celery.config_from_object(app.config["CELERY"])
-    celery.set_default()
-    app.extensions["celery"] = celery
-    return celery
 
 
 def record(event: str, message: Message) -> None:
@@ -70,12 +56,6 @@ def sender(message: Message) -> None:
 
 def create_app() -> Flask:
     app = Flask("celery_worker")
-    schedule = {}
-    if os.environ.get("CW_SWEEP_EVERY"):
-        schedule["sdkauth-sweep"] = {
-            "task": "flask_sdkauth.sweep",
-            "schedule": float(os.environ["CW_SWEEP_EVERY"]),
-        }
     app.config.update(
         SECRET_KEY=os.environ["CW_SECRET_KEY"],
         SQLALCHEMY_DATABASE_URI=os.environ["CW_DATABASE_URL"],
@@ -87,7 +67,6 @@ def create_app() -> Flask:
             "broker_url": os.environ["CW_BROKER_URL"],
             "task_default_queue": os.environ["CW_QUEUE"],
             "task_ignore_result": True,
-            "beat_schedule": schedule,
         },
     )
     db = SQLAlchemy(app)

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -56,22 +57,23 @@ def _wait_for(condition, timeout, what):
 
 
 class Worker:
-    """A ``celery worker`` subprocess of ``tests.celery_worker``."""
+    """A ``celery worker`` subprocess of the Celery app in ``module``."""
 
-    def __init__(self, env, log: Path, *, pool="threads", beat=False):
+    def __init__(self, env, log: Path, queue, *, module="tests.celery_worker", pool="threads",
+                 beat=False):
         self.env = env
         self.log = log
+        self.queue = queue
+        self.module = module
         self.pool = pool
         self.beat = beat
         self.process: subprocess.Popen[bytes] | None = None
 
     def __enter__(self):
-        ready = Path(self.env["CW_READY"])
-        ready.unlink(missing_ok=True)
         command = [
-            sys.executable, "-m", "celery", "-A", "tests.celery_worker", "worker",
+            sys.executable, "-m", "celery", "-A", self.module, "worker",
             "--pool", self.pool, "--concurrency", "1" if self.pool == "prefork" else "4",
-            "--queues", self.env["CW_QUEUE"], "--loglevel", "INFO",
+            "--queues", self.queue, "--loglevel", "INFO",
             "--without-gossip", "--without-mingle", "--without-heartbeat",
         ]
         if self.beat:
@@ -82,13 +84,16 @@ class Worker:
                 start_new_session=True,
             )
         try:
-            _wait_for(lambda: ready.exists() or self.process.poll() is not None, 60, "the worker")
+            _wait_for(lambda: self.ready() or self.process.poll() is not None, 60, "the worker")
             if self.process.poll() is not None:
                 raise AssertionError(f"worker exited: {self.log.read_text()[-3000:]}")
         except BaseException:
             self.kill()
             raise
         return self
+
+    def ready(self):
+        return b" ready." in self.log.read_bytes()
 
     def kill(self):
         """SIGKILL the worker and its pool's processes, as an OOM killer would."""
@@ -120,7 +125,8 @@ class Setup:
     def worker(self, *, senders=None, pool="threads", beat=False, **env):
         worker_env = {**self.env, "CW_SENDERS": json.dumps(senders or {}), **env}
         count = len(list(self.tmp_path.glob("worker-*.log")))
-        return Worker(worker_env, self.tmp_path / f"worker-{count}.log", pool=pool, beat=beat)
+        log = self.tmp_path / f"worker-{count}.log"
+        return Worker(worker_env, log, self.env["CW_QUEUE"], pool=pool, beat=beat)
 
     def lines(self, request_id, event=None):
         if not self.outbox.exists():
@@ -172,7 +178,6 @@ def celery_setup(make_app, shared_database_uri, clock, tmp_path):
             "CW_BROKER_URL": broker_url,
             "CW_QUEUE": queue,
             "CW_OUTBOX": str(tmp_path / "outbox.jsonl"),
-            "CW_READY": str(tmp_path / "ready"),
         }
         return Setup(app, sdkauth, widget, env, tmp_path)
 
@@ -229,7 +234,7 @@ def test_a_killed_workers_session_is_recovered_by_the_periodic_sweep(celery_setu
     assert setup.session(request_id).state is State.PENDING
     assert setup.lines(request_id, "done") == []
     # A new worker with the beat schedule's sweep finds the lost launch.
-    with setup.worker(beat=True, CW_SWEEP_EVERY="0.5", CW_LAUNCH_DEADLINE="2"):
+    with setup.worker(beat=True, CW_LAUNCH_DEADLINE="2"):
         done = _wait_for(lambda: setup.lines(request_id, "done"), 45, "the relaunch")
     session = setup.session(request_id)
     assert session.state is State.SENT
@@ -266,3 +271,60 @@ def test_a_broker_that_cannot_be_reached_is_503_and_no_session_lingers(celery_se
     with setup.app.app_context():
         rows = setup.sdkauth.db.session.execute(setup.sdkauth.tables.session.select()).all()
     assert [row.state for row in rows] == ["closed"]
+
+
+def test_the_example_app_runs_its_launches_on_a_worker(tmp_path):
+    from example_app import create_app
+
+    queue = f"sdkauth-example-{uuid.uuid4().hex[:12]}"
+    celery_config = {"broker_url": REDIS_URL, "task_default_queue": queue}
+    app = create_app(
+        {
+            "SDKAUTH_DISPATCHER": "celery",
+            "SDKAUTH_NOTIFIER_URL": REDIS_URL,
+            "CELERY": celery_config,
+            "TESTING": True,
+        },
+        instance_path=str(tmp_path),
+    )
+    widget_id = app.test_client().get("/info").json["demoWidgetId"]
+    with app.app_context():
+        sdkauth = app.extensions["sdkauth"]
+        token = sdkauth.create_token([widget_id])
+        assert sdkauth.engine.notifier.wait_until_subscribed(10)
+    api = WidgetClient(app.test_client(), {"Authorization": f"Bearer {token}"})
+    env = {
+        **os.environ,
+        "EXAMPLE_INSTANCE_PATH": str(tmp_path),
+        "FLASK_SDKAUTH_DISPATCHER": "celery",
+        "FLASK_SDKAUTH_NOTIFIER_URL": REDIS_URL,
+        "FLASK_CELERY__broker_url": REDIS_URL,
+        "FLASK_CELERY__task_default_queue": queue,
+    }
+    log = tmp_path / "worker.log"
+    with Worker(env, log, queue, module="example_app.worker"):
+        request_id = api.send(widget_id).json["requestId"]
+        assert api.channel(request_id).json["status"] == "wait"
+        polled = api.client.get(f"/longPolling/{request_id}/channel", headers=api.headers)
+        assert polled.json["status"] == "sent"
+    # The example's development sender logs the code, on the worker.
+    match = re.search(rf"session {request_id}\): Код подтверждения: (\d+)", log.read_text())
+    assert match is not None, log.read_text()[-3000:]
+    assert api.check_code(request_id, match.group(1)).json == {"success": True}
+    signed_in = api.client.post(
+        "/formSubmit", json={"requestId": request_id, "recipient": RECIPIENT}
+    )
+    assert signed_in.json == {"signedIn": True}
+
+
+def test_a_fallback_that_cannot_be_scheduled_is_logged_and_left_to_reads(
+    celery_setup, caplog, clock
+):
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        dead = f"redis://127.0.0.1:{sock.getsockname()[1]}/0"
+    setup = celery_setup(broker_url=dead)
+    with setup.app.app_context():
+        dispatcher = setup.sdkauth.engine.dispatcher
+        dispatcher.schedule_fallback(uuid.uuid4(), 1, 30.0)
+    assert "fallback not scheduled" in caplog.text

@@ -336,6 +336,25 @@ def test_a_report_on_a_closed_session_is_recorded(app, sdkauth, two_channels, ou
     assert session.history[-1]["status"] == "failed"
 
 
+def test_a_failure_reported_before_the_sender_returns_is_only_recorded(make_app):
+    app, sdkauth = make_app()
+
+    def reporting_sender(message):
+        # A fast gateway's webhook can beat the sender's own return.
+        sdkauth.report_delivery(message.id, "failed")
+
+    sdkauth.add_channel_sender("sms", reporting_sender)
+    with app.app_context():
+        widget = sdkauth.create_widget("W", [Channel("sms"), Channel("voice")])
+        request_id = sdkauth.send(widget.id, RECIPIENT)
+    session = _session(app, sdkauth, request_id)
+    assert (session.state, session.channel["type"]) == (State.SENT, "sms")
+    assert [(entry["outcome"], entry.get("current")) for entry in session.history] == [
+        ("report", False),
+        ("sent", None),
+    ]
+
+
 def test_concurrent_reports_are_all_kept_and_fall_back_once(
     make_app, shared_database_uri, outbox
 ):
