@@ -1,0 +1,57 @@
+"""What every sender shares: a timeout, and how a gateway's answer is raised.
+
+A sender's exception text ends up in the session's history and the log, so it
+names the gateway and its answer (status, error code) and never the message's
+code, token or number. Rate limits and server errors are transient: they raise
+:class:`~flask_sdkauth.RetryDelivery`, so that the engine tries the same launch
+again before it falls back to the next channel.
+"""
+
+from __future__ import annotations
+
+import email.utils
+from datetime import UTC, datetime
+from typing import NoReturn
+
+from ..delivery import RetryDelivery
+
+__all__ = ["DEFAULT_TIMEOUT", "GatewayError", "raise_for_answer", "retry_after_seconds"]
+
+#: Seconds a sender waits for a gateway by default: below ``SDKAUTH_SENDER_TIMEOUT``
+#: (10), so that a slow gateway is reported as its own timeout.
+DEFAULT_TIMEOUT = 5.0
+
+
+class GatewayError(Exception):
+    """A gateway refused a message for good (a bad number, a bad key…): the
+    engine goes on with the next channel. The text holds no code and no number."""
+
+
+def raise_for_answer(
+    gateway: str, status: int, detail: str = "", *, retry_after: str | None = None
+) -> NoReturn:
+    """Raise what a failed answer means: :class:`~flask_sdkauth.RetryDelivery` for
+    429 and 5xx (after ``Retry-After``, when the gateway gave one), otherwise
+    :class:`GatewayError`. ``detail`` must come from the gateway's error fields,
+    never from the message."""
+    reason = f"{gateway} answered {status}" + (f": {detail}" if detail else "")
+    if status == 429 or status >= 500:
+        raise RetryDelivery(reason, after=retry_after_seconds(retry_after))
+    raise GatewayError(reason)
+
+
+def retry_after_seconds(value: str | None, *, now: datetime | None = None) -> float | None:
+    """A ``Retry-After`` header (seconds, or an HTTP date) as seconds from now;
+    ``None`` if absent or unreadable."""
+    if value is None:
+        return None
+    value = value.strip()
+    if value.isdigit():
+        return float(value)
+    try:
+        when = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=UTC)
+    return max(0.0, (when - (now or datetime.now(UTC))).total_seconds())
