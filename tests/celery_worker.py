@@ -11,8 +11,7 @@ own. Configuration comes from the environment:
   when they finish, code included, for the test to read;
 - ``CW_SENDERS``: JSON, channel type to ``{"sleep": seconds}``;
 - ``CW_SENDER_TIMEOUT``, ``CW_LAUNCH_DEADLINE`` (the beat schedule sweeps every
-  half of it, when the worker runs with ``--beat``);
-- ``CW_READY``: a file created once the worker consumes.
+  half of it, when the worker runs with ``--beat``).
 """
 
 from __future__ import annotations
@@ -20,10 +19,7 @@ from __future__ import annotations
 import json
 import os
 import time
-from pathlib import Path
-from typing import Any
 
-from celery.signals import worker_ready
 from flask import Flask
 from flask_jwt_extended import JWTManager
 from flask_sqlalchemy import SQLAlchemy
@@ -76,11 +72,6 @@ def create_app() -> Flask:
         sdkauth.add_channel_sender(channel_type, sender)
     celery_init_app(app)
     return app
-
-
-@worker_ready.connect
-def _ready(**kwargs: Any) -> None:
-    Path(os.environ["CW_READY"]).touch()
 
 
 flask_app = create_app()

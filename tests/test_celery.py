@@ -101,13 +101,17 @@ class Worker:
             os.killpg(self.process.pid, signal.SIGKILL)
             self.process.wait(timeout=10)
 
-    def __exit__(self, *exc_info):
+    def __exit__(self, exc_type, *exc_info):
         if self.process is not None and self.process.poll() is None:
             os.killpg(self.process.pid, signal.SIGTERM)
             try:
                 self.process.wait(timeout=20)
             except subprocess.TimeoutExpired:
                 self.kill()
+        if exc_type is None:
+            # A task that failed on the worker fails the test too.
+            errors = [line for line in self.log.read_text().splitlines() if "ERROR/" in line]
+            assert errors == [], errors
 
 
 class Setup:
