@@ -8,9 +8,11 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
+from types import MappingProxyType
 from typing import Any
 
 from .dispatchers import DISPATCHERS
+from .phones import InvalidPhoneNumber, to_e164
 
 __all__ = ["DEFAULT_CONFIG", "OPERATION_IDS", "Settings"]
 
@@ -108,6 +110,10 @@ DEFAULT_CONFIG: Mapping[str, Any] = {
     # The provider's verify API; None means the provider's public URL.
     "SDKAUTH_CAPTCHA_VERIFY_URL": None,
     "SDKAUTH_CAPTCHA_TIMEOUT": 5,
+    # -- Testing (docs/testing.rst) ---------------------------------------------
+    # Numbers whose code channels get a fixed code, e.g. {"+79990000000": "123456"};
+    # only with TESTING on (init_app refuses them otherwise).
+    "SDKAUTH_TEST_NUMBERS": MappingProxyType({}),
     # Largest request body accepted, in bytes.
     "SDKAUTH_MAX_BODY_SIZE": 16 * 1024,
     # Used only when SdkAuth creates its own flask-smorest Api.
@@ -141,6 +147,7 @@ class Settings:
     sender_timeout: float
     delivery_retries: int
     launch_deadline: float
+    test_numbers: Mapping[str, str]
 
     @classmethod
     def from_config(cls, config: Mapping[str, Any]) -> Settings:
@@ -185,6 +192,7 @@ class Settings:
                 f"SDKAUTH_DISABLED_OPERATIONS: unknown {sorted(unknown)}; "
                 f"use some of {sorted(OPERATION_IDS)}"
             )
+        test_numbers = _test_numbers(config)
         return cls(
             url_prefix=_normalise_prefix(config["SDKAUTH_URL_PREFIX"]),
             code_secret=secret.encode() if isinstance(secret, str) else bytes(secret),
@@ -206,7 +214,39 @@ class Settings:
             sender_timeout=float(config["SDKAUTH_SENDER_TIMEOUT"]),
             delivery_retries=retries,
             launch_deadline=float(config["SDKAUTH_LAUNCH_DEADLINE"]),
+            test_numbers=test_numbers,
         )
+
+
+def _test_numbers(config: Mapping[str, Any]) -> Mapping[str, str]:
+    """``SDKAUTH_TEST_NUMBERS`` with its numbers in E.164, checked.
+
+    A fixed code is a back door, so it is refused outside ``TESTING`` rather than
+    ignored: a test config that leaks into production fails at start-up.
+    """
+    numbers = config["SDKAUTH_TEST_NUMBERS"]
+    if not isinstance(numbers, Mapping):
+        raise TypeError("SDKAUTH_TEST_NUMBERS must be a mapping of phone numbers to codes")
+    if numbers and not config.get("TESTING"):
+        raise RuntimeError(
+            "SDKAUTH_TEST_NUMBERS gives numbers a fixed code and is only allowed with "
+            "TESTING = True; remove it from this configuration."
+        )
+    checked: dict[str, str] = {}
+    # Entries are named by position: a number or code has no place in an error.
+    for position, (number, code) in enumerate(numbers.items(), start=1):
+        try:
+            e164 = to_e164(str(number), config["SDKAUTH_DEFAULT_REGION"])
+        except InvalidPhoneNumber:
+            raise ValueError(
+                f"SDKAUTH_TEST_NUMBERS: entry {position} is not a valid phone number"
+            ) from None
+        if not isinstance(code, str) or not code.isascii() or not code.isdigit():
+            raise ValueError(
+                f"SDKAUTH_TEST_NUMBERS: the code of entry {position} must be a string of digits"
+            )
+        checked[e164] = code
+    return MappingProxyType(checked)
 
 
 def _normalise_prefix(prefix: Any) -> str:

@@ -197,7 +197,10 @@ class Launcher:
         fields: dict[str, Any] = {}
         payload: dict[str, Any] = {}
         if channel.code_type == "code":
-            secret = generate_code(settings.code_length, beautify=settings.beautify)
+            # SDKAUTH_TEST_NUMBERS (TESTING only): hashed and counted like any code.
+            secret = self.settings.test_numbers.get(session.recipient) or generate_code(
+                settings.code_length, beautify=settings.beautify
+            )
             fields["code"] = secret
             template = self.settings.message_text
         else:
