@@ -13,9 +13,18 @@ import email.utils
 from datetime import UTC, datetime
 from typing import NoReturn
 
-from ..delivery import RetryDelivery
+from flask import current_app
 
-__all__ = ["DEFAULT_TIMEOUT", "GatewayError", "raise_for_answer", "retry_after_seconds"]
+from ..delivery import RetryDelivery
+from ..message import Message
+
+__all__ = [
+    "DEFAULT_TIMEOUT",
+    "GatewayError",
+    "confirmation_link",
+    "raise_for_answer",
+    "retry_after_seconds",
+]
 
 #: Seconds a sender waits for a gateway by default: below ``SDKAUTH_SENDER_TIMEOUT``
 #: (10), so that a slow gateway is reported as its own timeout.
@@ -55,3 +64,19 @@ def retry_after_seconds(value: str | None, *, now: datetime | None = None) -> fl
     if when.tzinfo is None:
         when = when.replace(tzinfo=UTC)
     return max(0.0, (when - (now or datetime.now(UTC))).total_seconds())
+
+
+def confirmation_link(message: Message) -> str | None:
+    """The confirmation page's URL for a codeless ``message``, when one can be built.
+
+    ``None`` for a code message, and where no URL can be built: outside an
+    application context, or outside a request without ``SERVER_NAME`` (a worker,
+    a script). See :meth:`~flask_sdkauth.SdkAuth.confirmation_url`.
+    """
+    if message.confirmation_token is None:
+        return None
+    try:
+        link: str = current_app.extensions["sdkauth"].confirmation_url(message)
+    except (RuntimeError, KeyError):
+        return None
+    return link
