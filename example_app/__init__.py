@@ -4,8 +4,8 @@ Run it with ``make run`` (or ``flask --app example_app run``) and open
 http://127.0.0.1:5000: the home page embeds the browser widget. The app keeps a
 SQLite database in its instance folder (``DATABASE_URL`` overrides it), creates two
 demo widgets on first start (codes by SMS then voice; and a codeless push at
-``/?demo=codeless``) and "delivers" codes by logging them. ``/formSubmit`` is the
-host's own final step: it trusts the user only after
+``/?demo=codeless``) and "delivers" codes by logging them (``ConsoleSender``).
+``/formSubmit`` is the host's own final step: it trusts the user only after
 ``sdkauth.check_status_and_complete``.
 
 For trying the API by hand: ``flask --app example_app sdkauth token <WIDGET_ID>``
@@ -37,6 +37,7 @@ from flask_smorest import Api
 from flask_sqlalchemy import SQLAlchemy
 
 from flask_sdkauth import CHANNEL_TYPES, Channel, Message, SdkAuth, Widget
+from flask_sdkauth.senders.console import ConsoleSender
 
 logger = logging.getLogger("example_app")
 
@@ -55,20 +56,14 @@ class GatewayDown(RuntimeError):
     """What the development sender raises for the channels in DEV_FAILING_CHANNELS."""
 
 
+_console = ConsoleSender("example_app")
+
+
 def log_message(message: Message) -> None:
     """Development sender: writes the code (or the confirmation link) to the log."""
     if message.channel in current_app.config["DEV_FAILING_CHANNELS"]:
         raise GatewayDown(f"the {message.channel} gateway is down (DEV_FAILING_CHANNELS)")
-    text = message.text
-    if message.confirmation_token is not None:
-        text += f" — open {sdkauth.confirmation_url(message)}"
-    logger.warning(
-        "[dev sender] %s to %s (session %s): %s",
-        message.channel,
-        message.recipient,
-        message.request_id,
-        text,
-    )
+    _console(message)
 
 
 for channel_type in sorted(CHANNEL_TYPES):
