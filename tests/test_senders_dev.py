@@ -93,6 +93,8 @@ def test_outbox_appends_one_json_line_per_message(tmp_path):
         "request_id": str(first.request_id),
         "widget_id": str(first.widget_id),
         "channel": "sms",
+        "label": first.label,
+        "code_type": "code",
         "recipient": RECIPIENT,
         "code": "482913",
         "confirmation_token": None,

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import email.utils
 from datetime import UTC, datetime
-from typing import NoReturn
+from typing import Any, NoReturn
 
 from flask import current_app
 
@@ -19,6 +19,7 @@ from ..delivery import RetryDelivery
 from ..message import Message
 
 __all__ = [
+    "message_fields",
     "DEFAULT_TIMEOUT",
     "GatewayError",
     "confirmation_link",
@@ -80,3 +81,24 @@ def confirmation_link(message: Message) -> str | None:
     except (RuntimeError, KeyError):
         return None
     return link
+
+
+def message_fields(message: Message) -> dict[str, Any]:
+    """Every field of ``message`` as JSON-ready data, the confirmation link
+    included when one can be built: what the outbox and webhook senders write.
+    It holds the code: keep it away from logs."""
+    return {
+        "id": message.id,
+        "request_id": str(message.request_id),
+        "widget_id": str(message.widget_id),
+        "channel": message.channel,
+        "label": message.label,
+        "code_type": message.code_type,
+        "recipient": message.recipient,
+        "code": message.code,
+        "confirmation_token": message.confirmation_token,
+        "confirmation_url": confirmation_link(message),
+        "choices": list(message.choices),
+        "text": message.text,
+        "expires_at": message.expires_at.isoformat(),
+    }

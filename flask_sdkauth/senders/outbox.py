@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from ..message import Message
-from .base import confirmation_link
+from .base import message_fields
 
 __all__ = ["OutboxSender"]
 
@@ -34,7 +34,7 @@ class OutboxSender:
         self.path = Path(path)
 
     def __call__(self, message: Message) -> None:
-        line = json.dumps(_record(message), ensure_ascii=False) + "\n"
+        line = json.dumps(message_fields(message), ensure_ascii=False) + "\n"
         data = line.encode()
         fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
         try:
@@ -54,19 +54,3 @@ class OutboxSender:
 
     def __repr__(self) -> str:
         return f"OutboxSender({str(self.path)!r})"
-
-
-def _record(message: Message) -> dict[str, Any]:
-    return {
-        "id": message.id,
-        "request_id": str(message.request_id),
-        "widget_id": str(message.widget_id),
-        "channel": message.channel,
-        "recipient": message.recipient,
-        "code": message.code,
-        "confirmation_token": message.confirmation_token,
-        "confirmation_url": confirmation_link(message),
-        "choices": list(message.choices),
-        "text": message.text,
-        "expires_at": message.expires_at.isoformat(),
-    }

@@ -23,7 +23,7 @@ import httpx
 
 from ..delivery import RetryDelivery
 from ..message import Message
-from .base import DEFAULT_TIMEOUT, confirmation_link, raise_for_answer
+from .base import DEFAULT_TIMEOUT, message_fields, raise_for_answer
 
 __all__ = ["EVENT_TYPE", "WebhookSender", "generate_secret", "sign", "verify_signature"]
 
@@ -175,21 +175,7 @@ def _key(secret: str) -> bytes:
 
 
 def _body(message: Message, timestamp: int) -> bytes:
-    data: dict[str, Any] = {
-        "id": message.id,
-        "request_id": str(message.request_id),
-        "widget_id": str(message.widget_id),
-        "channel": message.channel,
-        "label": message.label,
-        "code_type": message.code_type,
-        "recipient": message.recipient,
-        "code": message.code,
-        "confirmation_token": message.confirmation_token,
-        "confirmation_url": confirmation_link(message),
-        "choices": list(message.choices),
-        "text": message.text,
-        "expires_at": message.expires_at.isoformat(),
-    }
+    data = message_fields(message)
     event = {
         "type": EVENT_TYPE,
         "timestamp": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(timestamp)),
