@@ -55,10 +55,11 @@ import httpx
 from flask import current_app, request
 from flask.typing import ResponseReturnValue
 
-from ..delivery import DeliveryStatus, RetryDelivery
+from ..delivery import DeliveryStatus
 from ..message import Message
 from ..redaction import redact
 from .base import DEFAULT_TIMEOUT, GatewayError, raise_for_answer
+from .http import post_json
 
 __all__ = ["CHANNEL_TYPES", "DELIVERY_STATUSES", "SigmaSender"]
 
@@ -227,14 +228,9 @@ class SigmaSender:
             return token
 
     def _post(self, path: str, body: dict[str, Any], headers: dict[str, str]) -> httpx.Response:
-        try:
-            return httpx.post(self.api_url + path, json=body, headers=headers, timeout=self.timeout)
-        except (httpx.ConnectError, httpx.ConnectTimeout) as exc:
-            raise RetryDelivery(f"{GATEWAY} unreachable: {type(exc).__name__}") from None
-        except httpx.TimeoutException as exc:
-            raise GatewayError(f"{GATEWAY} did not answer in time: {type(exc).__name__}") from None
-        except httpx.HTTPError as exc:
-            raise GatewayError(f"{GATEWAY} call failed: {type(exc).__name__}") from None
+        return post_json(
+            GATEWAY, self.api_url + path, body, headers=headers, timeout=self.timeout
+        )
 
     # -- status callbacks -------------------------------------------------------------
 

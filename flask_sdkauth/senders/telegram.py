@@ -40,10 +40,11 @@ import httpx
 from flask import current_app, request
 from flask.typing import ResponseReturnValue
 
-from ..delivery import DeliveryStatus, RetryDelivery
+from ..delivery import DeliveryStatus
 from ..message import Message
 from ..redaction import redact
 from .base import DEFAULT_TIMEOUT, GatewayError, raise_for_answer
+from .http import post_json
 
 __all__ = ["DELIVERY_STATUSES", "TelegramGatewaySender"]
 
@@ -134,19 +135,13 @@ class TelegramGatewaySender:
             raise GatewayError(f"{GATEWAY} refused the message" + (f": {detail}" if detail else ""))
 
     def _post(self, method: str, fields: dict[str, Any]) -> httpx.Response:
-        try:
-            return httpx.post(
-                self.api_url + method,
-                json=fields,
-                headers={"Authorization": f"Bearer {self._token}"},
-                timeout=self.timeout,
-            )
-        except (httpx.ConnectError, httpx.ConnectTimeout) as exc:
-            raise RetryDelivery(f"{GATEWAY} unreachable: {type(exc).__name__}") from None
-        except httpx.TimeoutException as exc:
-            raise GatewayError(f"{GATEWAY} did not answer in time: {type(exc).__name__}") from None
-        except httpx.HTTPError as exc:
-            raise GatewayError(f"{GATEWAY} call failed: {type(exc).__name__}") from None
+        return post_json(
+            GATEWAY,
+            self.api_url + method,
+            fields,
+            headers={"Authorization": f"Bearer {self._token}"},
+            timeout=self.timeout,
+        )
 
     # -- delivery reports -------------------------------------------------------
 
