@@ -10,6 +10,16 @@ Configuration comes from the environment (the benchmark scripts set it):
     the long-poll settings (defaults 120 and 60 seconds, so that a waiter wakes up
     only when notified).
 
+``BENCH_DISPATCHER``, ``BENCH_BROKER_URL``, ``BENCH_CELERY_QUEUE``
+    ``SDKAUTH_DISPATCHER``: ``inline`` (the default) or ``celery``; with
+    ``celery``, the Celery app is set up as Flask's "Background Tasks with Celery"
+    shows (a ``FlaskTask`` whose ``__call__`` enters ``app.app_context()``, at
+    ``app.extensions["celery"]``), with that broker and default queue. The worker
+    of ``delivery_latency.py`` runs the same app (``bench_worker.py``);
+``BENCH_SENDER_SLEEPS``
+    JSON, widget id to seconds: the sender sleeps that long for that widget's
+    messages (default: no sleep), standing for a gateway's latency;
+
 ``BENCH_PROTECTIONS``, ``BENCH_RATELIMIT_STORAGE_URL``
     abuse protection: ``off`` (the default) switches the rate limits and daily
     caps off (see :data:`NO_ABUSE_PROTECTION`); ``memory`` or ``redis`` keeps them,
@@ -22,7 +32,8 @@ Two things here exist for the benchmarks only and are not part of the package:
 - every launch sends the fixed code ``123456``: ``flask_sdkauth.launch.generate_code``
   is replaced in this process, so the load client knows the right code without
   reading any message. Everything else in a launch (hashing, the sender call, the
-  ``UPDATE``) runs as usual; the sender does nothing.
+  ``UPDATE``) runs as usual; the sender does nothing (but sleep, with
+  ``BENCH_SENDER_SLEEPS``).
 - ``GET /_bench/pid`` answers the worker's pid (for its memory),
   ``GET /_bench/waiting`` how many long polls wait in that worker and
   ``GET /_bench/gc`` its full garbage collections and their pauses.
@@ -33,11 +44,12 @@ Serve it with ``gunicorn 'bench_app:create_app()'`` from this folder.
 from __future__ import annotations
 
 import gc
+import json
 import os
 import time
 from typing import Any
 
-from flask import Flask, request
+from flask import Flask, current_app, request
 from flask_jwt_extended import JWTManager
 from flask_sqlalchemy import SQLAlchemy
 
@@ -93,13 +105,35 @@ gc.callbacks.append(_time_full_gc)
 
 
 def _deliver(message: Message) -> None:
-    """A sender that accepts every message and does nothing."""
+    """A sender that accepts every message and does nothing, after sleeping
+    ``BENCH_SENDER_SLEEPS[widget id]`` seconds, if any."""
+    delay = current_app.config.get("BENCH_SENDER_SLEEPS", {}).get(str(message.widget_id))
+    if delay:
+        time.sleep(delay)
+
+
+def celery_init_app(app: Flask) -> Any:
+    """Flask's documented pattern: tasks run inside the app context."""
+    from celery import Celery, Task
+
+    class FlaskTask(Task):  # type: ignore[misc]
+        def __call__(self, *args: Any, **kwargs: Any) -> Any:
+            with app.app_context():
+                return self.run(*args, **kwargs)
+
+    celery_app = Celery(app.name, task_cls=FlaskTask)
+    celery_app.config_from_object(app.config["CELERY"])
+    celery_app.set_default()
+    app.extensions["celery"] = celery_app
+    return celery_app
 
 
 def build(config: dict[str, Any]) -> tuple[Flask, SQLAlchemy, SdkAuth]:
     app = Flask("bench_app")
     app.config.update(NO_ABUSE_PROTECTION)
     app.config.update(config)
+    if app.config.get("SDKAUTH_DISPATCHER") == "celery":
+        celery_init_app(app)
     db = SQLAlchemy()
     jwt = JWTManager()
     sdkauth = SdkAuth(db=db)
@@ -114,6 +148,7 @@ def build(config: dict[str, Any]) -> tuple[Flask, SQLAlchemy, SdkAuth]:
             "pid": os.getpid(),
             "package": os.path.dirname(flask_sdkauth.__file__),
             "protections": protections_from_env()[0],
+            "dispatcher": app.config.get("SDKAUTH_DISPATCHER", "inline"),
         }
 
     @app.get("/_bench/waiting")
@@ -136,8 +171,22 @@ def config_from_env() -> dict[str, Any]:
     protections: dict[str, Any] = {}
     if mode != "off":
         protections = {**LIMITS, "SDKAUTH_RATELIMIT_STORAGE_URL": storage_url}
+    dispatcher: dict[str, Any] = {}
+    if os.environ.get("BENCH_DISPATCHER", "inline") == "celery":
+        dispatcher = {
+            "SDKAUTH_DISPATCHER": "celery",
+            "CELERY": {
+                "broker_url": os.environ["BENCH_BROKER_URL"],
+                "task_default_queue": os.environ["BENCH_CELERY_QUEUE"],
+                "task_ignore_result": True,
+                # No pidbox: the benchmark's Redis keys stay those of its queue.
+                "worker_enable_remote_control": False,
+            },
+        }
     return {
         **protections,
+        **dispatcher,
+        "BENCH_SENDER_SLEEPS": json.loads(os.environ.get("BENCH_SENDER_SLEEPS", "{}")),
         "SECRET_KEY": os.environ["BENCH_SECRET_KEY"],
         "SQLALCHEMY_DATABASE_URI": os.environ["BENCH_DATABASE_URL"],
         "SDKAUTH_NOTIFIER_URL": os.environ.get("BENCH_NOTIFIER_URL", "memory://"),
@@ -162,12 +211,20 @@ def create_app() -> Flask:
 
 def prepare_database(url: str, secret: str) -> tuple[str, str]:
     """Create the extension's tables afresh with one widget; return its id and a token."""
+    widgets, token = prepare_widgets(url, secret, ["Benchmark"])
+    return widgets["Benchmark"], token
+
+
+def prepare_widgets(url: str, secret: str, names: list[str]) -> tuple[dict[str, str], str]:
+    """Create the extension's tables afresh with one ``sms`` widget per name; return
+    their ids by name and a token for all of them."""
     app, db, sdkauth = build({"SECRET_KEY": secret, "SQLALCHEMY_DATABASE_URI": url})
     with app.app_context():
         # Dropped and created again, so that they match the installed version.
         db.drop_all()
         db.create_all()
-        widget = sdkauth.create_widget("Benchmark", [Channel("sms")])
-        token = sdkauth.create_token([widget.id], expires_in=3600)
+        widgets = {name: sdkauth.create_widget(name, [Channel("sms")]) for name in names}
+        token = sdkauth.create_token([widget.id for widget in widgets.values()],
+                                     expires_in=3600)
         db.engine.dispose()
-    return str(widget.id), token
+    return {name: str(widget.id) for name, widget in widgets.items()}, token
