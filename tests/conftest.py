@@ -17,7 +17,8 @@ from flask import Flask
 from flask_jwt_extended import JWTManager
 from flask_sqlalchemy import SQLAlchemy
 
-from flask_sdkauth import Channel, Message, SdkAuth
+from flask_sdkauth import Channel, SdkAuth
+from flask_sdkauth.testing import CapturingSender
 
 BACKENDS = {"sqlite": "sqlite://"}
 if os.environ.get("SDKAUTH_TEST_DATABASE_URL"):
@@ -37,21 +38,8 @@ class FakeClock:
         self.now += timedelta(seconds=seconds)
 
 
-class Outbox:
-    """A channel sender that records messages, or fails for chosen channels."""
-
-    def __init__(self) -> None:
-        self.messages: list[Message] = []
-        self.failing: dict[str, Exception] = {}
-
-    def __call__(self, message: Message) -> None:
-        if message.channel in self.failing:
-            raise self.failing[message.channel]
-        self.messages.append(message)
-
-    @property
-    def last(self) -> Message:
-        return self.messages[-1]
+#: The testing kit's capturing sender: records messages, or fails for chosen channels.
+Outbox = CapturingSender
 
 
 AppFactory = Callable[..., tuple[Flask, SdkAuth]]
