@@ -12,7 +12,7 @@ from .dispatchers import Dispatcher, InlineDispatcher, LaunchJob
 from .errors import *
 from .errors import __all__ as _error_names
 from .extension import SdkAuth
-from .message import Message
+from .message import Message, MessageId
 from .states import State
 from .store import SessionRecord
 from .widgets import CHANNEL_TYPES, Channel, ChannelSettings, Widget
@@ -26,6 +26,7 @@ __all__ = [
     "ChannelSettings",
     "CHANNEL_TYPES",
     "Message",
+    "MessageId",
     "RetryDelivery",
     "DeliveryStatus",
     "SessionRecord",

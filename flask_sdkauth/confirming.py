@@ -41,13 +41,15 @@ class ConfirmingMixin(EngineCore):
     ) -> bool:
         """Check a code the user typed (checkCode); ``True`` confirms the session."""
         self.guards.limit_client("check_code", client_ip)
-        session = self._open(request_id, authorize)
+        session, relaunched = self._open_launch(request_id, authorize)
         self.guards.limit_session("check_code", request_id)
         self._settle(Operation.CHECK_CODE, session)
         if session.channel is not None and session.channel["codeType"] == "codeless":
             raise IsCodelessChannelException()
-        if session.state is not State.SENT:
-            raise InvalidCodeException()  # nothing was sent yet; no attempt is used
+        if session.state is not State.SENT or relaunched:
+            # Nothing was sent yet, or the code was typed for the channel the engine
+            # has just left: no attempt of the new launch is used.
+            raise InvalidCodeException()
         session = self._take_attempt(session, Operation.CHECK_CODE)
         if self._secret_matches(session, code):
             return self._confirm(session)
@@ -62,11 +64,11 @@ class ConfirmingMixin(EngineCore):
         (``AttemptsExpiredException``), since whoever approved is not looking at
         that widget. A wrong token uses up one attempt, like a wrong code.
         """
-        session = self._open(request_id, None)
+        session, relaunched = self._open_launch(request_id, None)
         self._settle(Operation.CONFIRM, session)
         if session.channel is None or session.channel["codeType"] != "codeless":
             raise InvalidCodeException()
-        if session.state is not State.SENT:
+        if session.state is not State.SENT or relaunched:
             raise InvalidCodeException()
         session = self._take_attempt(session, Operation.CONFIRM)
         if not self._secret_matches(session, token):
@@ -86,9 +88,11 @@ class ConfirmingMixin(EngineCore):
     ) -> bool:
         """Relaunch the current channel, or the next one once its restarts are used up."""
         self.guards.limit_client("resend", client_ip)
-        session = self._open(request_id, authorize)
+        session, relaunched = self._open_launch(request_id, authorize)
         self.guards.limit_session("resend", request_id)
         self._settle(Operation.RESEND, session)
+        if relaunched:
+            return True  # fallbackAfter has just launched the next channel
         if session.channel is None:
             raise RestartCooldownActiveException()  # the first launch has not run yet
         settings = ChannelSettings.from_mapping(session.channel["settings"])
@@ -96,7 +100,10 @@ class ConfirmingMixin(EngineCore):
             started = session.launched_at or session.created_at
             if self.clock() < started + timedelta(seconds=settings.restart_cooldown):
                 raise RestartCooldownActiveException()
-        index = session.channel_index or 0
+        # While pending, the launch waiting to run (after a fallback, the next
+        # channel) is the one to restart, not the channel last sent.
+        pending = session.state is State.PENDING and session.launch_index is not None
+        index = (session.launch_index if pending else session.channel_index) or 0
         if session.restarts < settings.number_of_restart:
             index, restarts = index, session.restarts + 1
         else:

@@ -143,20 +143,29 @@ class EngineCore:
         session = self.sessions.get(request_id)
         if session is None or session.generation != generation:
             return session
-        return self._expire(session)
+        return self._bring_up_to_date(session, within_request=False)[0]
 
     def _dispatch(self, job: LaunchJob, widget: Widget | None, session: SessionRecord) -> None:
-        """Launch through the dispatcher; an inline launch that found no channel raises."""
-        outcome = self._launch_now(job, widget, session)
+        """Launch through the dispatcher for a client who waits (send, resend); an
+        inline launch that found no channel raises."""
+        outcome = self._launch_now(job, widget, session, within_request=True)
         if outcome is not None and outcome.state is State.NO_CHANNELS:
             raise NoAvailableChannelsException()
 
     def _launch_now(
-        self, job: LaunchJob, widget: Widget | None, session: SessionRecord
+        self,
+        job: LaunchJob,
+        widget: Widget | None,
+        session: SessionRecord,
+        *,
+        within_request: bool,
     ) -> SessionRecord | None:
         """Hand the job to the dispatcher: the session as launched, or ``None`` if
-        the job was queued."""
-        run = partial(self._run_launch, widget=widget, session=session, within_request=True)
+        the job was queued. ``within_request``: someone waits for an inline launch,
+        so its retries must fit in the sender timeout."""
+        run = partial(
+            self._run_launch, widget=widget, session=session, within_request=within_request
+        )
         return self.dispatcher.dispatch(job, run)
 
     def _run_launch(
@@ -210,7 +219,12 @@ class EngineCore:
         return None
 
     def _fall_back(
-        self, session: SessionRecord, widget: Widget | None, entry: dict[str, Any]
+        self,
+        session: SessionRecord,
+        widget: Widget | None,
+        entry: dict[str, Any],
+        *,
+        within_request: bool = True,
     ) -> SessionRecord | None:
         """Leave the sent channel for the next one, recording ``entry``; on the last
         channel, fail it (CHANNEL_FAILED: the client may resend). ``None`` if the
@@ -234,14 +248,15 @@ class EngineCore:
             generation=session.generation + 1,
             launch_index=index,
             restarts=0,
+            launched_at=now,  # the next channel's cooldown runs from here
             code_hash=None,
             payload={},
             updated_at=now,
         )
         if moved is None:
             return None
-        job = LaunchJob(session.id, channel_index=index, generation=moved.generation)
-        return self._launch_now(job, widget, moved) or moved
+        job = LaunchJob(session.id, index, generation=moved.generation, fallback=True)
+        return self._launch_now(job, widget, moved, within_request=within_request) or moved
 
     # -- steps shared by the operations -----------------------------------------
 
@@ -260,29 +275,44 @@ class EngineCore:
     ) -> SessionRecord:
         """Load a session and bring it up to date, in the spec's precedence order:
         404, then the token's scope, then the recipient, then time-outs."""
+        return self._open_launch(request_id, authorize, recipient=recipient)[0]
+
+    def _open_launch(
+        self,
+        request_id: uuid.UUID,
+        authorize: Authorize | None,
+        *,
+        recipient: str | None = None,
+    ) -> tuple[SessionRecord, bool]:
+        """:meth:`_open`, and whether bringing the session up to date started a
+        new launch (``fallbackAfter``): an operation about the launch the client
+        saw must not act on the new one."""
         session = self._load(request_id)
         if authorize is not None:
             authorize(session.widget_id)
         if recipient is not None and not self.same_number(recipient, session):
             raise PhoneNumberMismatchException()
-        return self._expire(session)
+        return self._bring_up_to_date(session, within_request=True)
 
-    def _expire(self, session: SessionRecord) -> SessionRecord:
+    def _bring_up_to_date(
+        self, session: SessionRecord, *, within_request: bool
+    ) -> tuple[SessionRecord, bool]:
         """Bring a session up to date with the clock: close it past its lifetime,
         move a sent channel past its ``fallbackAfter`` to the next channel, fail a
-        channel past its code's lifetime."""
+        channel past its code's lifetime. Also whether this call started the next
+        channel's launch."""
         now = self.clock()
         if session.state in OPEN_STATES and now >= session.expires_at:
-            return self._time_out(session, Event.SESSION_EXPIRED, now)
+            return self._time_out(session, Event.SESSION_EXPIRED, now), False
         if session.state is not State.SENT:
-            return session
+            return session, False
         if session.channel is not None and "fallbackAfter" in session.channel["settings"]:
-            moved = self._fall_back_if_due(session, now)
+            moved = self._fall_back_if_due(session, now, within_request=within_request)
             if moved is not None:
-                return moved
+                return moved, True
         if session.code_expires_at is not None and now >= session.code_expires_at:
-            return self._time_out(session, Event.CODE_EXPIRED, now)
-        return session
+            return self._time_out(session, Event.CODE_EXPIRED, now), False
+        return session, False
 
     def _time_out(self, session: SessionRecord, event: Event, now: datetime) -> SessionRecord:
         moved = self.sessions.apply(
@@ -290,13 +320,17 @@ class EngineCore:
         )
         return moved or self._load(session.id)
 
-    def _fall_back_if_due(self, session: SessionRecord, now: datetime) -> SessionRecord | None:
-        """The session after its time-driven fallback, or ``None`` if none is due."""
-        widget = self.find_widget(session.widget_id)
-        due = self._fallback_due_at(session, widget)
-        if due is None or now < due:
-            return None
+    def _fall_back_if_due(
+        self, session: SessionRecord, now: datetime, *, within_request: bool
+    ) -> SessionRecord | None:
+        """The session after the time-driven fallback this call made, or ``None``
+        if none was due (or someone else moved the session first)."""
         after = session.channel["settings"]["fallbackAfter"]  # type: ignore[index]
+        if session.launched_at is None or now < session.launched_at + timedelta(seconds=after):
+            return None  # the common case, settled without loading the widget
+        widget = self.find_widget(session.widget_id)
+        if self._fallback_due_at(session, widget) is None:
+            return None
         entry = history_entry(
             session.channel_index,
             session.channel["type"],  # type: ignore[index]
@@ -304,7 +338,7 @@ class EngineCore:
             "fallback",
             f"not confirmed within {after} s",
         )
-        return self._fall_back(session, widget, entry) or self._load(session.id)
+        return self._fall_back(session, widget, entry, within_request=within_request)
 
     @staticmethod
     def _settle(operation: Operation, session: SessionRecord) -> bool | None:

@@ -9,7 +9,7 @@ from datetime import timedelta
 from .core import EngineCore
 from .delivery import DELIVERY_STATUSES
 from .dispatchers import LaunchJob
-from .history import history_entry
+from .history import REASON_LIMIT, history_entry
 from .message import MessageId
 from .redaction import redact
 from .states import Event, State
@@ -19,7 +19,8 @@ __all__ = ["DeliveringMixin"]
 
 logger = logging.getLogger("flask_sdkauth")
 
-_REASON_LIMIT = 500
+#: Entries after which a session's history takes no more delivery reports.
+_HISTORY_LIMIT = 200
 
 
 class DeliveringMixin(EngineCore):
@@ -36,6 +37,10 @@ class DeliveringMixin(EngineCore):
         if launch is None or session is None:
             logger.info("sdkauth: delivery report %r for no known message ignored", status)
             return
+        if len(session.history) >= _HISTORY_LIMIT:
+            # Replayed webhooks must not grow a session without end.
+            logger.info("sdkauth: delivery report for session %s ignored: history full", session.id)
+            return
         current = (
             session.state is State.SENT
             and session.generation == launch.generation
@@ -49,7 +54,7 @@ class DeliveringMixin(EngineCore):
             else None
         )
         if reason is not None:
-            reason = redact(str(reason), secrets=(), recipient=session.recipient)[:_REASON_LIMIT]
+            reason = redact(str(reason), secrets=(), recipient=session.recipient)[:REASON_LIMIT]
         entry = history_entry(
             launch.channel_index,
             channel,
@@ -64,7 +69,7 @@ class DeliveringMixin(EngineCore):
             return
         # Reports for earlier launches, repeats, and a failure that lost a race
         # with another change are kept in the history and change nothing else.
-        self.sessions.apply(session.id, Event.DELIVERY_REPORTED, history=[entry])
+        self.sessions.apply(session.id, Event.HISTORY_NOTED, history=[entry])
 
     def sweep(self) -> int:
         """Relaunch every session whose launch has not finished within
@@ -80,12 +85,12 @@ class DeliveringMixin(EngineCore):
         cutoff = now - timedelta(seconds=deadline)
         relaunched = 0
         for session in self.sessions.stuck_launches(waiting_since=cutoff, now=now):
-            index = session.launch_index or 0
+            lost = index = session.launch_index or 0
             restarts = session.restarts
             if _lost_before(session, index):
                 index, restarts = index + 1, 0
             entry = history_entry(
-                session.launch_index,
+                lost,
                 None,
                 now,
                 "lost",
@@ -108,13 +113,17 @@ class DeliveringMixin(EngineCore):
             job = LaunchJob(
                 session.id, channel_index=index, restarts=restarts, generation=claimed.generation
             )
-            self._launch_now(job, self.find_widget(session.widget_id), claimed)
+            widget = self.find_widget(session.widget_id)
+            self._launch_now(job, widget, claimed, within_request=False)
             relaunched += 1
         return relaunched
 
 
 def _lost_before(session: SessionRecord, index: int) -> bool:
-    return any(
-        entry.get("outcome") == "lost" and entry.get("index") == index
-        for entry in session.history
-    )
+    """Whether a launch from ``index`` was lost since the session's last send."""
+    for entry in reversed(session.history):
+        if entry.get("outcome") == "sent":
+            return False
+        if entry.get("outcome") == "lost" and entry.get("index") == index:
+            return True
+    return False

@@ -18,7 +18,10 @@ from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.sql.compiler import SQLCompiler
 from sqlalchemy.sql.functions import FunctionElement
 
-__all__ = ["HistoryAppend", "history_entry"]
+__all__ = ["REASON_LIMIT", "HistoryAppend", "history_entry"]
+
+#: Characters of a failure's or a report's reason kept in the history.
+REASON_LIMIT = 500
 
 
 def history_entry(

@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import secrets
 import time
+import uuid
 from collections.abc import Callable
 from datetime import datetime, timedelta
 from typing import Any
@@ -18,7 +19,7 @@ from .config import Settings
 from .delivery import RetryDelivery, SenderTimedOut, call_sender
 from .dispatchers import LaunchJob
 from .guards import Guards
-from .history import history_entry
+from .history import REASON_LIMIT, history_entry
 from .hooks import ChannelSender, Hooks
 from .message import Message, MessageId
 from .phones import describe
@@ -31,7 +32,6 @@ __all__ = ["Launcher"]
 
 logger = logging.getLogger("flask_sdkauth")
 
-_REASON_LIMIT = 500
 _MATCH_CHOICES = 3
 #: Seconds before the first retry of a RetryDelivery without ``after``; doubles.
 _FIRST_BACKOFF = 1.0
@@ -84,6 +84,21 @@ class Launcher:
         generation = session.generation  # assigned when the session entered PENDING
         history: list[dict[str, Any]] = []
         phone = describe(session.recipient)
+        first_try = True
+
+        def still_ours() -> bool:
+            # Before every try but the first: tell the sweep this launch is alive,
+            # and stop if the session has moved on (swept, restarted, closed).
+            nonlocal first_try
+            if first_try:
+                first_try = False
+                return True
+            alive = self.sessions.apply(
+                session.id, Event.LAUNCH_RUNNING, at_generation=generation,
+                updated_at=self.clock(),
+            )
+            return alive is not None
+
         for index in range(job.channel_index, len(channels)):
             channel = channels[index]
             now = self.clock()
@@ -97,7 +112,13 @@ class Launcher:
                 history.append(history_entry(index, channel.type, now, "refused", reason))
                 continue
             secret, message, payload = self._message(session, widget, index, now)
-            if not self._deliver(sender, message, index, session, within_request, history):
+            delivered = self._deliver(
+                sender, message, index, session, within_request, history, still_ours
+            )
+            if delivered is None:
+                self._note(session.id, history)
+                return None
+            if not delivered:
                 continue
             updated = self.sessions.apply(
                 session.id,
@@ -114,12 +135,14 @@ class Launcher:
                 remaining_attempts=channel.settings.number_of_tries,
                 updated_at=self.clock(),
             )
-            if updated is not None:
-                signals.message_sent.send(
-                    current_app._get_current_object(),  # type: ignore[attr-defined]
-                    request_id=session.id,
-                    channel=channel.type,
-                )
+            if updated is None:  # someone else was first
+                self._note(session.id, history)
+                return None
+            signals.message_sent.send(
+                current_app._get_current_object(),  # type: ignore[attr-defined]
+                request_id=session.id,
+                channel=channel.type,
+            )
             return updated
 
         logger.warning(
@@ -127,14 +150,22 @@ class Launcher:
             session.id,
             len({entry["index"] for entry in history}),
         )
-        return self.sessions.apply(
+        exhausted = self.sessions.apply(
             session.id,
-            Event.CHANNELS_EXHAUSTED,
+            Event.FALLBACK_FAILED if job.fallback else Event.CHANNELS_EXHAUSTED,
             at_generation=session.generation,
             history=history,
             code_hash=None,
             updated_at=self.clock(),
         )
+        if exhausted is None:
+            self._note(session.id, history)
+        return exhausted
+
+    def _note(self, request_id: uuid.UUID, history: list[dict[str, Any]]) -> None:
+        """Keep the tries of a launch that lost the race to record its outcome."""
+        if history:
+            self.sessions.apply(request_id, Event.HISTORY_NOTED, history=history)
 
     def _deliver(
         self,
@@ -144,9 +175,11 @@ class Launcher:
         session: SessionRecord,
         within_request: bool,
         history: list[dict[str, Any]],
-    ) -> bool:
+        still_ours: Callable[[], bool],
+    ) -> bool | None:
         """Hand ``message`` to ``sender``, retrying as it asks; record every try in
-        ``history``. ``True`` once the sender has accepted the message."""
+        ``history``. ``True`` once the sender has accepted the message, ``False``
+        when the channel failed, ``None`` when the session moved on meanwhile."""
         timeout = self.settings.sender_timeout
         retries = self.settings.delivery_retries
         started = time.monotonic()
@@ -165,6 +198,8 @@ class Launcher:
         for attempt in range(retries + 1):
             # Inline, the client waits: all tries of a channel share one timeout.
             left = timeout - (time.monotonic() - started) if within_request else timeout
+            if not still_ours():
+                return None
             try:
                 call_sender(sender, message, left)
             except SenderTimedOut:
@@ -172,7 +207,12 @@ class Launcher:
                 return False
             except RetryDelivery as exc:
                 reason = _failure_reason(exc, message, session.recipient)
-                delay = exc.after if exc.after is not None else _FIRST_BACKOFF * 2**attempt
+                # A gateway's Retry-After is honoured up to the sender timeout: a worker
+                # must not sleep for an hour on one message.
+                delay = min(
+                    exc.after if exc.after is not None else _FIRST_BACKOFF * 2**attempt,
+                    timeout,
+                )
                 spent = time.monotonic() - started
                 if attempt == retries or (within_request and spent + delay >= timeout):
                     record("failed", reason)
@@ -234,7 +274,7 @@ def _failure_reason(exc: Exception, message: Message, recipient: str) -> str:
     text = redact(
         str(exc), secrets=(message.code, message.confirmation_token), recipient=recipient
     )
-    return f"{type(exc).__name__}: {text}"[:_REASON_LIMIT]
+    return f"{type(exc).__name__}: {text}"[:REASON_LIMIT]
 
 
 def _two_digit_numbers(count: int) -> list[str]:

@@ -35,7 +35,9 @@ class Event(str, enum.Enum):
     RESTARTED = "restarted"
     FELL_BACK = "fell_back"
     DELIVERY_FAILED = "delivery_failed"
-    DELIVERY_REPORTED = "delivery_reported"
+    FALLBACK_FAILED = "fallback_failed"
+    HISTORY_NOTED = "history_noted"
+    LAUNCH_RUNNING = "launch_running"
     RELAUNCHED = "relaunched"
     LAUNCH_LOST = "launch_lost"
     ATTEMPT_TAKEN = "attempt_taken"
@@ -77,8 +79,15 @@ TRANSITIONS: dict[Event, Transition] = {
     # reported on the widget's last channel waits for resend instead.
     Event.FELL_BACK: Transition(_from(State.SENT), State.PENDING),
     Event.DELIVERY_FAILED: Transition(_from(State.SENT), State.CHANNEL_FAILED),
-    # A delivery report that changes nothing but the history.
-    Event.DELIVERY_REPORTED: Transition(frozenset(State), None, announced=False),
+    # A launch the engine started on its own that found no channel: the client
+    # may still resend (a code that was valid must not end the session for good).
+    Event.FALLBACK_FAILED: Transition(_from(State.PENDING), State.CHANNEL_FAILED),
+    # History only: a delivery report that changes nothing else, or the tries of a
+    # launch that lost the race to record its outcome.
+    Event.HISTORY_NOTED: Transition(frozenset(State), None, announced=False),
+    # A launch still at work: it refreshes updated_at before each further try, so
+    # that the sweep does not take it for lost.
+    Event.LAUNCH_RUNNING: Transition(_from(State.PENDING), None, announced=False),
     # A launch that did not finish in time (its worker died, its job was lost) is
     # claimed again by the sweep; a launch that could not be queued ends the session.
     Event.RELAUNCHED: Transition(_from(State.PENDING), State.PENDING, announced=False),

@@ -2,8 +2,8 @@
 
 Installed as a pytest plugin (the ``pytest11`` entry point ``flask_sdkauth``), so
 its fixtures are there in every test session of an environment that has
-flask-sdkauth installed; every fixture name starts with ``sdkauth_``. The helpers
-work without pytest too. See ``docs/testing.rst``.
+flask-sdkauth installed; every fixture name starts with ``sdkauth_``. The module
+imports pytest; the helpers themselves need no fixture. See ``docs/testing.rst``.
 
 The captured messages hold the codes in clear: that is what they are for, and why
 this module belongs in tests only.

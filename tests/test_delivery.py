@@ -188,7 +188,8 @@ class Deferred:
 
 
 def test_a_queued_launch_waits_out_the_backoff(make_app):
-    app, sdkauth = make_app({"SDKAUTH_SENDER_TIMEOUT": 1}, dispatcher=Deferred())
+    # Off the request, a backoff longer than the inline budget is waited out...
+    app, sdkauth = make_app({"SDKAUTH_SENDER_TIMEOUT": 8}, dispatcher=Deferred())
     sleeps = []
     flaky = Flaky(failures=2, after=5)
     sdkauth.add_channel_sender("sms", flaky)
@@ -200,6 +201,20 @@ def test_a_queued_launch_waits_out_the_backoff(make_app):
         session = engine.launch(engine.dispatcher.jobs[0])
     assert session.state is State.SENT
     assert sleeps == [5, 5]
+
+
+def test_a_gateways_retry_after_is_capped_at_the_sender_timeout(make_app):
+    # ...but never longer than the sender timeout: a worker must not sleep an hour.
+    app, sdkauth = make_app({"SDKAUTH_SENDER_TIMEOUT": 2}, dispatcher=Deferred())
+    sleeps = []
+    sdkauth.add_channel_sender("sms", Flaky(failures=2, after=3600))
+    with app.app_context():
+        engine = sdkauth.engine
+        engine.launcher.sleep = sleeps.append
+        widget = sdkauth.create_widget("W", [Channel("sms")])
+        sdkauth.send(widget.id, RECIPIENT)
+        assert engine.launch(engine.dispatcher.jobs[0]).state is State.SENT
+    assert sleeps == [2, 2]
 
 
 def test_default_backoff_doubles(make_app):
@@ -451,7 +466,9 @@ def test_a_queued_dispatcher_is_asked_to_schedule_the_fallback(make_app, outbox,
         clock.advance(45)
         moved = sdkauth.engine.fall_back_if_due(request_id, session.generation)
         assert moved.state is State.PENDING
-        assert dispatcher.jobs == [LaunchJob(request_id, 1, 0, session.generation + 1)]
+        assert dispatcher.jobs == [
+            LaunchJob(request_id, 1, 0, session.generation + 1, fallback=True)
+        ]
         # A second call for the same launch is stale.
         again = sdkauth.engine.fall_back_if_due(request_id, session.generation)
         assert again.generation == session.generation + 1
@@ -592,3 +609,129 @@ def test_send_whose_launch_cannot_be_queued_is_503_and_closes_the_session(make_a
         clock.advance(3600)
         assert sdkauth.sweep() == 0
     assert outbox.messages == []
+
+
+# -- launches that run long, or lose a race ---------------------------------------------
+
+
+def test_a_launch_still_trying_channels_is_not_taken_for_lost(make_app, outbox, clock):
+    app, sdkauth = make_app()
+    swept = []
+
+    def slow_failing_sms(message):
+        clock.advance(40)
+        raise RuntimeError("gateway down")
+
+    def voice(message):
+        clock.advance(40)  # 80 s after send, past SDKAUTH_LAUNCH_DEADLINE (60)
+        swept.append(sdkauth.sweep())
+        outbox(message)
+
+    sdkauth.add_channel_sender("sms", slow_failing_sms)
+    sdkauth.add_channel_sender("voice", voice)
+    with app.app_context():
+        widget = sdkauth.create_widget("W", [Channel("sms"), Channel("voice")])
+        request_id = sdkauth.send(widget.id, RECIPIENT)
+    # The launch told the sweep it was alive before its second try.
+    assert swept == [0]
+    session = _session(app, sdkauth, request_id)
+    assert _outcomes(session) == [("sms", "failed"), ("voice", "sent")]
+    assert [message.channel for message in outbox.messages] == ["voice"]
+
+
+def test_a_launch_that_loses_the_race_keeps_its_history(make_app, outbox, clock):
+    app, sdkauth = make_app()
+    calls = []
+
+    def sms(message):
+        calls.append(message.id)
+        if len(calls) == 1:
+            # The first try outlives the deadline: the sweep relaunches meanwhile.
+            clock.advance(61)
+            assert sdkauth.sweep() == 1
+        outbox(message)
+
+    sdkauth.add_channel_sender("sms", sms)
+    with app.app_context():
+        widget = sdkauth.create_widget("W", [Channel("sms")])
+        request_id = sdkauth.send(widget.id, RECIPIENT)
+    session = _session(app, sdkauth, request_id)
+    # Both launches sent; the first could not record its outcome, but its try is
+    # kept; only the relaunch's code counts.
+    assert _outcomes(session) == [(None, "lost"), ("sms", "sent"), ("sms", "sent")]
+    assert session.generation == 2
+    assert len(calls) == 2
+    relaunch, first = outbox.messages  # the relaunch finished inside the first try
+    assert (relaunch.id, first.id) == (calls[1], calls[0])
+    api = _client(app, sdkauth, widget)
+    api.channel(str(request_id))
+    assert api.check_code(str(request_id), first.code).status_code == 400
+    assert api.check_code(str(request_id), relaunch.code).json == {"success": True}
+
+
+def test_a_fallback_that_finds_no_channel_lets_the_client_resend(app, sdkauth, outbox, clock):
+    widget = _fallback_widget(
+        app, sdkauth, Channel("sms", settings={"fallbackAfter": 30}), Channel("voice")
+    )
+    outbox.failing["voice"] = RuntimeError("voice gateway down")
+    api = _client(app, sdkauth, widget)
+    request_id = started(api, widget.id)
+    clock.advance(30)
+    # Not no_channels: the session had a valid code a moment ago.
+    assert api.channel(request_id).data == error_body("ResendChannelException")
+    assert api.resend(request_id).json == {"success": True}
+    assert outbox.last.channel == "sms"
+    assert api.check_code(request_id, outbox.last.code).json == {"success": True}
+
+
+def test_a_code_typed_as_the_fallback_happens_uses_no_attempt_of_the_next_channel(
+    app, sdkauth, outbox, clock
+):
+    widget = _fallback_widget(
+        app,
+        sdkauth,
+        Channel("sms", settings={"fallbackAfter": 30}),
+        Channel("voice", settings={"numberOfTries": 1}),
+    )
+    api = _client(app, sdkauth, widget)
+    request_id = started(api, widget.id)
+    sms_code = outbox.last.code
+    clock.advance(30)
+    assert api.check_code(request_id, sms_code).data == error_body("InvalidCodeException")
+    assert outbox.last.channel == "voice"
+    assert api.channel(request_id).json["remainingCodeAttempts"] == 1
+    assert api.check_code(request_id, outbox.last.code).json == {"success": True}
+
+
+def test_a_resend_as_the_fallback_happens_sends_once(app, sdkauth, outbox, clock):
+    widget = _fallback_widget(
+        app, sdkauth, Channel("sms", settings={"fallbackAfter": 30}), Channel("voice")
+    )
+    api = _client(app, sdkauth, widget)
+    request_id = started(api, widget.id)
+    clock.advance(30)
+    assert api.resend(request_id).json == {"success": True}
+    assert [message.channel for message in outbox.messages] == ["sms", "voice"]
+
+
+def test_resend_while_the_fallback_is_queued_restarts_the_next_channel(make_app, outbox, clock):
+    dispatcher = Deferred()
+    app, sdkauth = make_app(dispatcher=dispatcher)
+    with app.app_context():
+        widget = sdkauth.create_widget("W", [Channel("sms"), Channel("voice")])
+        request_id = sdkauth.send(widget.id, RECIPIENT)
+        sdkauth.engine.launch(dispatcher.jobs.pop())
+        sdkauth.report_delivery(outbox.last.id, "failed")
+        assert dispatcher.jobs[-1].channel_index == 1
+        clock.advance(300)  # the cooldown runs from the fallback
+        assert sdkauth.engine.resend(request_id) is True
+        assert dispatcher.jobs[-1].channel_index == 1
+
+
+def test_replayed_reports_cannot_grow_a_session_without_end(app, sdkauth, two_channels, outbox):
+    api = _client(app, sdkauth, two_channels)
+    request_id = started(api, two_channels.id)
+    with app.app_context():
+        for _ in range(250):
+            sdkauth.report_delivery(outbox.last.id, "delivered")
+    assert len(_session(app, sdkauth, request_id).history) == 200

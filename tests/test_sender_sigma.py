@@ -338,6 +338,7 @@ def test_a_pending_callback_reports_nothing(sigma_app, sigma):
     "tamper",
     [
         lambda url, other: url.replace("sig=", "sig=0"),
+        lambda url, other: url.split("&sig=")[0] + "&sig=%C3%A9",
         lambda url, other: url.split("&sig=")[0],
         lambda url, other: url.split("?")[0],
         # a valid sig for one message does not report on another
@@ -346,7 +347,7 @@ def test_a_pending_callback_reports_nothing(sigma_app, sigma):
             sender="x", api_key="k", callback_url=url.split("?")[0], callback_secret="guess"
         ).message_callback_url(parse_qs(urlsplit(url).query)["message"][0]),
     ],
-    ids=["wrong-sig", "no-sig", "no-query", "other-message", "other-secret"],
+    ids=["wrong-sig", "non-ascii-sig", "no-sig", "no-query", "other-message", "other-secret"],
 )
 def test_a_callback_without_the_right_sig_is_403_and_changes_nothing(
     sigma_app, sigma, outbox, tamper

@@ -287,9 +287,10 @@ def test_a_verification_status_alone_is_not_a_delivery_report(telegram_app, gate
         lambda body: _signed(body + b" "),  # signed another body
         lambda body: _signed(body, timestamp=int(time.time()) - 301),  # a replay
         lambda body: _signed(body, timestamp=int(time.time()) + 301),
+        lambda body: {**_signed(body), "X-Request-Signature": "é" * 64},
     ],
     ids=["other-token", "wrong-signature", "unsigned", "no-timestamp", "other-body",
-         "stale", "future"],
+         "stale", "future", "non-ascii"],
 )
 def test_a_report_not_signed_now_by_the_gateway_is_403_and_changes_nothing(
     telegram_app, gateway, outbox, headers

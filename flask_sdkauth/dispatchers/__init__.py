@@ -30,12 +30,16 @@ class LaunchJob:
     ``generation`` is the launch the job is for; a job whose session has since
     moved on (launched, restarted, closed) does nothing. Two workers running the
     very same job at once may both call the sender; only one launch is stored.
+    ``fallback`` marks a launch the engine started on its own (a failure report,
+    ``fallbackAfter``): if it finds no channel, the channel fails and the client
+    may resend, instead of the session ending in ``no_channels``.
     """
 
     request_id: uuid.UUID
     channel_index: int = 0
     restarts: int = 0
     generation: int = 0
+    fallback: bool = False
 
 
 class Dispatcher(Protocol):

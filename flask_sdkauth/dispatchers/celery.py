@@ -53,7 +53,9 @@ class CeleryDispatcher:
     def dispatch(
         self, job: LaunchJob, run: Callable[[LaunchJob], SessionRecord]
     ) -> SessionRecord | None:
-        args = [str(job.request_id), job.channel_index, job.restarts, job.generation]
+        args = [
+            str(job.request_id), job.channel_index, job.restarts, job.generation, job.fallback
+        ]
         try:
             _celery_app().send_task(LAUNCH_TASK, args=args)
         except OperationalError:
@@ -93,8 +95,10 @@ def _engine() -> Engine:
 
 
 @shared_task(name=LAUNCH_TASK, ignore_result=True)  # type: ignore[untyped-decorator]
-def launch(request_id: str, channel_index: int, restarts: int, generation: int) -> None:
-    job = LaunchJob(uuid.UUID(request_id), channel_index, restarts, generation)
+def launch(
+    request_id: str, channel_index: int, restarts: int, generation: int, fallback: bool = False
+) -> None:
+    job = LaunchJob(uuid.UUID(request_id), channel_index, restarts, generation, fallback)
     _engine().launch(job)
 
 

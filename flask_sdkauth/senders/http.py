@@ -16,7 +16,7 @@ import httpx
 from ..delivery import RetryDelivery
 from .base import GatewayError
 
-__all__ = ["post_json"]
+__all__ = ["json_or_none", "post_json"]
 
 
 def post_json(
@@ -36,3 +36,12 @@ def post_json(
         raise GatewayError(f"{gateway} did not answer in time: {type(exc).__name__}") from None
     except httpx.HTTPError as exc:
         raise GatewayError(f"{gateway} call failed: {type(exc).__name__}") from None
+
+
+def json_or_none(response: httpx.Response) -> Any:
+    """The answer's JSON, or ``None`` when its body is not JSON (a proxy's error
+    page, an empty body)."""
+    try:
+        return response.json()
+    except ValueError:
+        return None

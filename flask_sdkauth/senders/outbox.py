@@ -23,8 +23,8 @@ class OutboxSender:
     and a newline, to the file at ``path``.
 
     Each line holds ``id``, ``request_id``, ``widget_id``, ``channel``,
-    ``recipient``, ``code``, ``confirmation_token``, ``confirmation_url``,
-    ``choices``, ``text`` and ``expires_at`` (ISO 8601). Each line is one
+    ``label``, ``code_type``, ``recipient``, ``code``, ``confirmation_token``,
+    ``confirmation_url``, ``choices``, ``text`` and ``expires_at`` (ISO 8601). Each line is one
     ``write`` to a file opened with ``O_APPEND``, so the threads and processes of
     a development server do not interleave their lines. The file is created with
     mode 0600; its folder must exist.

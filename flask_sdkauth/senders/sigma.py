@@ -59,9 +59,9 @@ from ..delivery import DeliveryStatus
 from ..message import Message
 from ..redaction import redact
 from .base import DEFAULT_TIMEOUT, GatewayError, raise_for_answer
-from .http import post_json
+from .http import json_or_none, post_json
 
-__all__ = ["CHANNEL_TYPES", "DELIVERY_STATUSES", "SigmaSender"]
+__all__ = ["CHANNEL_TYPES", "REPORTED_STATUSES", "SigmaSender"]
 
 GATEWAY = "SIGMA"
 
@@ -78,7 +78,7 @@ CHANNEL_TYPES: Mapping[str, str] = {
 
 #: SIGMA's sending statuses as :meth:`SdkAuth.report_delivery` takes them;
 #: ``pending`` (and anything else) reports nothing.
-DELIVERY_STATUSES: Mapping[str, DeliveryStatus] = {
+REPORTED_STATUSES: Mapping[str, DeliveryStatus] = {
     "sent": "sent",
     "delivered": "delivered",
     "seen": "read",
@@ -151,7 +151,7 @@ class SigmaSender:
         """Send ``message`` as the SIGMA type of its channel; see the class for failures."""
         sending = self._sending(message)
         response = self._authorized_post("sendings", sending)
-        answer = _json(response)
+        answer = json_or_none(response)
         detail = self._detail(answer, message)
         if not response.is_success:
             raise_for_answer(
@@ -211,7 +211,7 @@ class SigmaSender:
                 raise GatewayError(f"{GATEWAY} refused the API key")
             username, password = self._login
             response = self._post("login", {"username": username, "password": password}, {})
-            answer = _json(response)
+            answer = json_or_none(response)
             if not response.is_success:
                 detail = ""
                 if isinstance(answer, dict):
@@ -256,8 +256,11 @@ class SigmaSender:
         to :meth:`~flask_sdkauth.SdkAuth.report_delivery`: ``sent`` and
         ``delivered`` as themselves, ``seen`` as ``read``, ``failed`` as
         ``failed``; other statuses (``pending``…) are acknowledged and ignored.
-        Answers 200. The ``sig`` authenticates the message id, not the callback:
-        a repeat is recorded again and changes nothing else.
+        Answers 200. The ``sig`` authenticates the message id, not the callback's
+        body or its time: whoever holds a message's callback URL (SIGMA, or a log
+        that recorded it) can report on that message, a ``failed`` included, which
+        moves the session to the next channel once. Keep callback URLs out of
+        logs.
         """
         if not self._callback_secret:
             raise ValueError("webhook_view needs a callback_secret")
@@ -265,8 +268,9 @@ class SigmaSender:
         def sigma_webhook() -> ResponseReturnValue:
             message_id = request.args.get("message", "")
             signature = request.args.get("sig", "")
+            # Bytes: compare_digest refuses non-ASCII str, which would be a 500.
             if not message_id or not hmac.compare_digest(
-                self._signature(message_id), signature.lower()
+                self._signature(message_id).encode(), signature.lower().encode()
             ):
                 return "", 403
             try:
@@ -275,7 +279,7 @@ class SigmaSender:
                 return "", 400
             if status is not None:
                 current_app.extensions["sdkauth"].report_delivery(
-                    message_id, DELIVERY_STATUSES[status], reason=f"{GATEWAY}: {status}"
+                    message_id, REPORTED_STATUSES[status], reason=f"{GATEWAY}: {status}"
                 )
             return "", 200
 
@@ -303,11 +307,5 @@ def _status(report: Any) -> str | None:
     state = report.get("state")
     if not isinstance(status, str) and isinstance(state, dict):
         status = state.get("status")
-    return status if isinstance(status, str) and status in DELIVERY_STATUSES else None
+    return status if isinstance(status, str) and status in REPORTED_STATUSES else None
 
-
-def _json(response: httpx.Response) -> Any:
-    try:
-        return response.json()
-    except ValueError:
-        return None

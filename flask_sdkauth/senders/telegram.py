@@ -44,14 +44,14 @@ from ..delivery import DeliveryStatus
 from ..message import Message
 from ..redaction import redact
 from .base import DEFAULT_TIMEOUT, GatewayError, raise_for_answer
-from .http import post_json
+from .http import json_or_none, post_json
 
-__all__ = ["DELIVERY_STATUSES", "TelegramGatewaySender"]
+__all__ = ["REPORTED_STATUSES", "TelegramGatewaySender"]
 
 GATEWAY = "Telegram Gateway"
 
 #: The Gateway's ``delivery_status.status`` as :meth:`SdkAuth.report_delivery` takes it.
-DELIVERY_STATUSES: Mapping[str, DeliveryStatus] = {
+REPORTED_STATUSES: Mapping[str, DeliveryStatus] = {
     "sent": "sent",
     "delivered": "delivered",
     "read": "read",
@@ -124,7 +124,7 @@ class TelegramGatewaySender:
         if self.callback_url is not None:
             fields["callback_url"] = self.callback_url
         response = self._post("sendVerificationMessage", fields)
-        answer = _json(response)
+        answer = json_or_none(response)
         detail = _error(answer, message, self._token)
         if not response.is_success:
             raise_for_answer(
@@ -155,7 +155,8 @@ class TelegramGatewaySender:
             return False
         secret = hashlib.sha256(self._token.encode()).digest()
         expected = hmac.new(secret, timestamp.encode() + b"\n" + body, hashlib.sha256).hexdigest()
-        if not hmac.compare_digest(expected, signature.strip().lower()):
+        # Bytes: compare_digest refuses non-ASCII str, which would be a 500.
+        if not hmac.compare_digest(expected.encode(), signature.strip().lower().encode()):
             return False
         return abs((time.time() if now is None else now) - int(timestamp)) <= tolerance
 
@@ -190,7 +191,7 @@ class TelegramGatewaySender:
             message_id, status = _read_report(report)
             if message_id is not None and status is not None:
                 current_app.extensions["sdkauth"].report_delivery(
-                    message_id, DELIVERY_STATUSES[status], reason=f"{GATEWAY}: {status}"
+                    message_id, REPORTED_STATUSES[status], reason=f"{GATEWAY}: {status}"
                 )
             return "", 200
 
@@ -206,7 +207,7 @@ def _read_report(report: Any) -> tuple[str | None, str | None]:
     status = delivery.get("status") if isinstance(delivery, dict) else None
     return (
         payload if isinstance(payload, str) else None,
-        status if isinstance(status, str) and status in DELIVERY_STATUSES else None,
+        status if isinstance(status, str) and status in REPORTED_STATUSES else None,
     )
 
 
@@ -217,9 +218,3 @@ def _error(answer: Any, message: Message, token: str) -> str:
         return ""
     return redact(error, secrets=(message.code, token), recipient=message.recipient)[:200]
 
-
-def _json(response: httpx.Response) -> Any:
-    try:
-        return response.json()
-    except ValueError:
-        return None
