@@ -395,17 +395,22 @@ def test_concurrent_reports_are_all_kept_and_fall_back_once(
 # -- time-driven fallback ----------------------------------------------------------
 
 
+def _started_with_fallback(app, sdkauth, *channels):
+    """A session of a widget whose SMS falls back to voice after 30 s (or of
+    ``channels``), its channel fetched: the widget's client and the request id."""
+    channels = channels or (Channel("sms", settings={"fallbackAfter": 30}), Channel("voice"))
+    widget = _fallback_widget(app, sdkauth, *channels)
+    api = _client(app, sdkauth, widget)
+    return api, started(api, widget.id)
+
+
 def _fallback_widget(app, sdkauth, *channels):
     with app.app_context():
         return sdkauth.create_widget("W", channels)
 
 
 def test_fallback_after_moves_an_unconfirmed_code_to_the_next_channel(app, sdkauth, outbox, clock):
-    widget = _fallback_widget(
-        app, sdkauth, Channel("sms", settings={"fallbackAfter": 30}), Channel("voice")
-    )
-    api = _client(app, sdkauth, widget)
-    request_id = started(api, widget.id)
+    api, request_id = _started_with_fallback(app, sdkauth)
     assert api.channel(request_id).json["settings"]["fallbackAfter"] == 30
     clock.advance(29)
     assert api.status(request_id).json == {"success": False}
@@ -424,11 +429,7 @@ def test_fallback_after_moves_an_unconfirmed_code_to_the_next_channel(app, sdkau
 
 @pytest.mark.parametrize("read", ["channel", "check_code", "resend"])
 def test_fallback_happens_on_any_read(app, sdkauth, outbox, clock, read):
-    widget = _fallback_widget(
-        app, sdkauth, Channel("sms", settings={"fallbackAfter": 30}), Channel("voice")
-    )
-    api = _client(app, sdkauth, widget)
-    request_id = started(api, widget.id)
+    api, request_id = _started_with_fallback(app, sdkauth)
     sms_code = outbox.last.code
     clock.advance(30)
     if read == "check_code":
@@ -704,11 +705,7 @@ def test_a_code_typed_as_the_fallback_happens_uses_no_attempt_of_the_next_channe
 
 
 def test_a_resend_as_the_fallback_happens_sends_once(app, sdkauth, outbox, clock):
-    widget = _fallback_widget(
-        app, sdkauth, Channel("sms", settings={"fallbackAfter": 30}), Channel("voice")
-    )
-    api = _client(app, sdkauth, widget)
-    request_id = started(api, widget.id)
+    api, request_id = _started_with_fallback(app, sdkauth)
     clock.advance(30)
     assert api.resend(request_id).json == {"success": True}
     assert [message.channel for message in outbox.messages] == ["sms", "voice"]
