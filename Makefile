@@ -21,7 +21,7 @@ $(VENV)/.installed-test: $(BIN)/python setup.cfg pyproject.toml
 
 ## Serve example_app on http://$(HOST):$(PORT) (SQLite, demo widget, codes in the log).
 run: $(VENV)/.installed-run
-	$(BIN)/flask --app example_app run --host $(HOST) --port $(PORT)
+	FLASK_RUN_HOST=$(HOST) FLASK_RUN_PORT=$(PORT) $(BIN)/flask --app example_app run
 
 ## Run the whole test suite, then build the docs with warnings as errors.
 test: $(VENV)/.installed-test

@@ -104,10 +104,15 @@ def create_app(config: dict[str, Any] | None = None, instance_path: str | None =
     with app.app_context():
         db.create_all()
         widgets = {demo: _demo_widget(demo) for demo in DEMO_WIDGETS}
+    # `flask run` reads the same variables, which `make run HOST=… PORT=…` sets.
+    address = "http://{}:{}".format(
+        os.environ.get("FLASK_RUN_HOST", "127.0.0.1"), os.environ.get("FLASK_RUN_PORT", "5000")
+    )
     logger.warning(
-        "Demo widget id: %s — open http://127.0.0.1:5000, or get a token with: "
+        "Demo widget id: %s — open %s, or get a token with: "
         "flask --app example_app sdkauth token %s",
         widgets["code"].id,
+        address,
         widgets["code"].id,
     )
 

@@ -24,6 +24,14 @@ def test_demo_widget_is_created_once_and_printed(tmp_path, caplog):
     assert (tmp_path / "example.db").exists()
 
 
+def test_the_printed_address_is_the_one_make_run_serves(tmp_path, caplog, monkeypatch):
+    monkeypatch.setenv("FLASK_RUN_HOST", "0.0.0.0")
+    monkeypatch.setenv("FLASK_RUN_PORT", "5077")
+    with caplog.at_level(logging.WARNING, logger="example_app"):
+        create_app(instance_path=str(tmp_path))
+    assert "open http://0.0.0.0:5077," in caplog.text
+
+
 def test_walk_through_with_the_token_command(example, caplog):
     widget_id = example.test_client().get("/info").json["demoWidgetId"]
     result = example.test_cli_runner().invoke(args=["sdkauth", "token", widget_id])
