@@ -134,9 +134,10 @@ def create_app(config: dict[str, Any] | None = None, instance_path: str | None =
         """The host's own final step: trust only the server-side check."""
         data = request.get_json(silent=True) or {}
         recipient = str(data.get("recipient", ""))
-        signed_in = sdkauth.check_status_and_complete(str(data.get("requestId", "")), recipient)
+        request_id = str(data.get("requestId", ""))
+        signed_in = sdkauth.check_status_and_complete(request_id, recipient)
         if signed_in:
-            session["phone"] = sdkauth.engine.normalise_recipient(recipient)
+            session["phone"] = sdkauth.verified_number(request_id)
         return {"signedIn": signed_in}, 200 if signed_in else 400
 
     @app.post("/signOut")

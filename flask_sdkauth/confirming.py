@@ -151,6 +151,17 @@ class ConfirmingMixin(EngineCore):
         settled = self._settle(Operation.CHECK_STATUS_AND_COMPLETE, session)
         return settled if settled is not None else self._complete(session)
 
+    def verified_number(self, request_id: uuid.UUID) -> str | None:
+        """The E.164 number a confirmed or completed session proved; ``None`` for
+        any other state and for an unknown session."""
+        session = self.sessions.get(request_id)
+        if session is None:
+            return None
+        session = self._bring_up_to_date(session, within_request=True)[0]
+        if session.state in (State.CONFIRMED, State.COMPLETED):
+            return session.recipient
+        return None
+
     def _secret_matches(self, session: SessionRecord, secret: str) -> bool:
         if session.code_hash is None:
             return False

@@ -303,6 +303,18 @@ class SdkAuth:
         task ``flask_sdkauth.sweep`` run); return how many."""
         return self.engine.sweep()
 
+    def verified_number(self, request_id: uuid.UUID | str) -> str | None:
+        """The phone number a session proved, in E.164 (``"+79991234567"``), once
+        it is confirmed or completed; ``None`` before that, after it closed, and for
+        an unknown session.
+
+        Use it as the user's identity after :meth:`check_status_and_complete`
+        returned ``True``, rather than the number as the browser sent it: every
+        notation of one number (``+7 (999) 123-45-67``, ``8 999 123 45 67``…) gives
+        the same string. Raises ``ValidateError`` for a malformed id.
+        """
+        return self.engine.verified_number(_uuid("requestId", request_id))
+
     def confirm(
         self, request_id: uuid.UUID | str, token: str, number: str | None = None
     ) -> bool:

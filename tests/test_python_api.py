@@ -19,6 +19,8 @@ from flask_sdkauth import (
     signals,
 )
 
+from .conftest import bearer
+
 
 def test_send_from_python(app, sdkauth, widget, outbox):
     with app.app_context():
@@ -141,3 +143,32 @@ def test_message_id_names_its_launch_and_changes_with_each(app, sdkauth, widget,
     assert MessageId.parse(outbox.last.id) == MessageId(request_id, 2, 0)
     assert MessageId.parse("not-an-id") is None
     assert outbox.last.id in repr(outbox.last)
+
+
+def test_verified_number_is_the_e164_number_of_a_confirmed_session(app, sdkauth, widget, outbox, clock):
+    from .flow import WidgetClient, started
+
+    api = WidgetClient(app.test_client(), bearer(app, sdkauth, widget.id))
+    request_id = started(api, widget.id)
+    with app.app_context():
+        assert sdkauth.verified_number(request_id) is None  # sent, not confirmed
+    api.check_code(request_id, outbox.last.code)
+    with app.app_context():
+        assert sdkauth.verified_number(request_id) == "+79991234567"
+        # The notation the browser sent does not matter.
+        assert sdkauth.check_status_and_complete(request_id, "+7 (999) 123-45-67")
+        assert sdkauth.verified_number(uuid.UUID(request_id)) == "+79991234567"
+        assert sdkauth.verified_number(uuid.uuid4()) is None
+        with pytest.raises(ValidateError):
+            sdkauth.verified_number("not-a-uuid")
+
+
+def test_verified_number_of_a_closed_session_is_none(app, sdkauth, widget, outbox, clock):
+    from .flow import WidgetClient, started
+
+    api = WidgetClient(app.test_client(), bearer(app, sdkauth, widget.id))
+    request_id = started(api, widget.id)
+    api.check_code(request_id, outbox.last.code)
+    clock.advance(1800)  # SDKAUTH_SESSION_LIFETIME: confirmed but never completed
+    with app.app_context():
+        assert sdkauth.verified_number(request_id) is None
