@@ -30,6 +30,7 @@ from .hooks import (
 )
 from .message import Message
 from .notifier import create_notifier
+from .shadowing import ShadowedRouteError, find_shadowing
 from .store import SessionStore, WidgetStore
 from .tables import define_tables
 from .templating import WidgetTemplates
@@ -129,6 +130,9 @@ class SdkAuth:
         api.register_blueprint(blp, url_prefix=url_prefix or None)
         # Runs before Flask raises a routing error: our paths' 404/405 in our shape.
         app.before_request(blp.refuse_unrouted)
+        # Of two rules that match alike, werkzeug takes the one registered first:
+        # only the host's routes registered before ours can take our requests.
+        _refuse_shadowing(app)
 
     # -- per-app state ---------------------------------------------------------
 
@@ -345,6 +349,15 @@ class SdkAuth:
             token=message.confirmation_token,
             choices=",".join(message.choices) or None,
             _external=True,
+        )
+
+
+def _refuse_shadowing(app: Flask) -> None:
+    found = find_shadowing(app, f"{blp.name}.")
+    if found is not None:
+        raise ShadowedRouteError(
+            f"{found}. Mount the extension under a prefix of its own with "
+            'SDKAUTH_URL_PREFIX (for example "/auth"), or move that route.'
         )
 
 

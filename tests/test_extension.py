@@ -211,3 +211,68 @@ def test_every_route_has_an_operation_id(app):
     }
     assert endpoints == set(ENDPOINT_OPERATIONS)
     assert set(ENDPOINT_OPERATIONS.values()) == OPERATION_IDS
+
+
+def _host(prefix: str = "") -> tuple[Flask, SQLAlchemy]:
+    app = Flask("host")
+    app.config.update(
+        TESTING=True,
+        SECRET_KEY="test-secret-key-of-enough-length-for-hs256",
+        SQLALCHEMY_DATABASE_URI="sqlite://",
+        SDKAUTH_URL_PREFIX=prefix,
+    )
+    db = SQLAlchemy(app)
+    JWTManager(app)
+    return app, db
+
+
+def test_a_host_route_registered_first_that_shadows_ours_fails_init_app():
+    from flask_sdkauth.shadowing import ShadowedRouteError
+
+    app, db = _host()
+
+    @app.post("/")
+    def host_form():
+        return "the host's"
+
+    with pytest.raises(ShadowedRouteError) as caught:
+        SdkAuth(app, db=db)
+    message = str(caught.value)
+    assert "'/' (endpoint 'host_form') answers POST /" in message
+    assert "SDKAUTH_URL_PREFIX" in message
+
+
+def test_a_host_route_registered_later_does_not_take_our_requests():
+    app, db = _host()
+    SdkAuth(app, db=db)
+
+    @app.post("/")
+    def host_form():
+        return "the host's"
+
+    # The rule registered first wins a tie: ours answers (401: no token).
+    assert app.test_client().post("/", json={}).status_code == 401
+
+
+def test_under_a_prefix_the_host_keeps_its_routes():
+    app, db = _host(prefix="/auth")
+
+    @app.post("/")
+    def host_form():
+        return "the host's"
+
+    SdkAuth(app, db=db)
+    client = app.test_client()
+    assert client.post("/").data == b"the host's"
+    assert client.post("/auth/", json={}).status_code == 401  # ours, behind the token
+
+
+def test_the_same_path_with_another_method_is_no_shadow():
+    app, db = _host()
+
+    @app.get("/")
+    def home():
+        return "home"
+
+    SdkAuth(app, db=db)
+    assert app.test_client().get("/").data == b"home"
