@@ -1,6 +1,7 @@
 """The extension's tables, defined on the host's ``db.metadata``.
 
-They are created by the host's ``db.create_all()`` (or its migrations), or by
+They are created by the host's ``db.create_all()``, by its migrations (Alembic
+needs :func:`flask_sdkauth.migrations.render_item` to write ``UTCDateTime``), or by
 ``flask sdkauth create-tables``.
 """
 
