@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 HOST ?= 127.0.0.1
 PORT ?= 5000
 
-.PHONY: run test docs clean
+.PHONY: run test typecheck docs clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -23,10 +23,14 @@ $(VENV)/.installed-test: $(BIN)/python setup.cfg pyproject.toml
 run: $(VENV)/.installed-run
 	FLASK_RUN_HOST=$(HOST) FLASK_RUN_PORT=$(PORT) $(BIN)/flask --app example_app run
 
-## Run the whole test suite, then build the docs with warnings as errors.
+## Run the whole test suite, check the types, then build the docs with warnings as errors.
 test: $(VENV)/.installed-test
 	$(BIN)/python -m pytest
+	$(MAKE) typecheck
 	$(MAKE) docs
+
+typecheck: $(VENV)/.installed-test
+	$(BIN)/mypy --strict flask_sdkauth
 
 docs: $(VENV)/.installed-test
 	$(BIN)/sphinx-build -W --keep-going -q -b html docs docs/_build/html

@@ -11,10 +11,10 @@ import json
 import logging
 from collections.abc import Callable
 from itertools import groupby
-from typing import Any, NoReturn, TypeVar
+from typing import Any, NoReturn, TypeVar, cast
 
 import flask
-import flask_smorest
+import flask_smorest  # type: ignore[import-untyped]  # no type hints of its own
 import marshmallow as ma
 from webargs import core
 from webargs.flaskparser import FlaskParser, is_json_request
@@ -150,12 +150,36 @@ def _refuse_repeated(values: MultiDict[str, str], schema: ma.Schema, location: s
         raise ValidateError({location: repeated})
 
 
-class SdkAuthBlueprint(flask_smorest.Blueprint):
+class SdkAuthBlueprint(flask_smorest.Blueprint):  # type: ignore[misc]  # untyped base
     ARGUMENTS_PARSER = _Parser()
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self._prepare_doc_cbks.append(_drop_smorest_responses)
+
+    # flask-smorest ships no type hints: these say that its decorators return the
+    # view they were given, so the views keep their signatures under mypy.
+
+    def route(self, rule: str, **options: Any) -> Callable[[F], F]:
+        return cast("Callable[[F], F]", super().route(rule, **options))
+
+    def arguments(self, schema: Any, **kwargs: Any) -> Callable[[F], F]:
+        return cast("Callable[[F], F]", super().arguments(schema, **kwargs))
+
+    def response(self, status_code: int, schema: Any = None, **kwargs: Any) -> Callable[[F], F]:
+        return cast("Callable[[F], F]", super().response(status_code, schema, **kwargs))
+
+    def alt_response(self, status_code: int, **kwargs: Any) -> Callable[[F], F]:
+        return cast("Callable[[F], F]", super().alt_response(status_code, **kwargs))
+
+    def doc(self, **kwargs: Any) -> Callable[[F], F]:
+        return cast("Callable[[F], F]", super().doc(**kwargs))
+
+    def before_request(self, view: F) -> F:
+        return cast(F, super().before_request(view))
+
+    def errorhandler(self, code_or_exception: Any) -> Callable[[F], F]:
+        return cast("Callable[[F], F]", super().errorhandler(code_or_exception))
 
     def operation(
         self, operation_id: str, *errors: type[SdkAuthError]

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Callable
-from typing import Any, TypeVar, cast
+from typing import Any, TypeVar
 
 from flask import current_app, render_template_string
 
@@ -118,7 +118,7 @@ def _documented(
                 response["content"] = _HTML
                 parts.append(", ".join(as_page) + " (HTML page)")
             response["description"] = "; ".join(parts)
-        return cast(F, blp.doc(operationId=operation_id, responses=responses)(view))
+        return blp.doc(operationId=operation_id, responses=responses)(view)
 
     return decorator
 

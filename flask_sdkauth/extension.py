@@ -8,7 +8,7 @@ from collections.abc import Callable, Iterable
 from datetime import timedelta
 from typing import TypeVar
 
-import flask_smorest
+import flask_smorest  # type: ignore[import-untyped]  # no type hints of its own
 from flask import Flask, current_app, url_for
 from flask_sqlalchemy import SQLAlchemy
 
@@ -380,7 +380,7 @@ def _uuid(field: str, value: uuid.UUID | str) -> uuid.UUID:
         raise ValidateError({field: ["Not a valid UUID."]}) from None
 
 
-class _OwnApi(flask_smorest.Api):
+class _OwnApi(flask_smorest.Api):  # type: ignore[misc]  # untyped base
     """The Api the extension creates when the host brings none.
 
     It registers no error handlers: flask-smorest's would answer every
