@@ -23,7 +23,7 @@ $(VENV)/.installed-test: $(BIN)/python setup.cfg pyproject.toml
 run: $(VENV)/.installed-run
 	FLASK_RUN_HOST=$(HOST) FLASK_RUN_PORT=$(PORT) $(BIN)/flask --app example_app run
 
-## Run the whole test suite, check the types, then build the docs with warnings as errors.
+## Run the whole test suite, check the types and lint, then build the docs with warnings as errors.
 test: $(VENV)/.installed-test
 	$(BIN)/python -m pytest
 	$(MAKE) typecheck
@@ -31,6 +31,7 @@ test: $(VENV)/.installed-test
 
 typecheck: $(VENV)/.installed-test
 	$(BIN)/mypy --strict flask_sdkauth
+	$(BIN)/ruff check flask_sdkauth tests example_app benchmarks
 
 docs: $(VENV)/.installed-test
 	$(BIN)/sphinx-build -W --keep-going -q -b html docs docs/_build/html

@@ -7,7 +7,6 @@ Only loopback traffic: every server binds 127.0.0.1 on a free port.
 from __future__ import annotations
 
 import argparse
-
 import asyncio
 import json
 import math
@@ -424,11 +423,11 @@ def print_table(headers: Sequence[str], rows: Sequence[Sequence[Any]]) -> None:
     cells = [[str(cell) for cell in row] for row in rows]
     widths = [max(len(h), *(len(row[i]) for row in cells)) for i, h in enumerate(headers)]
     line = "  ".join("-" * width for width in widths)
-    print("  ".join(h.ljust(w) for h, w in zip(headers, widths)))
+    print("  ".join(h.ljust(w) for h, w in zip(headers, widths, strict=False)))
     print(line)
     for row in cells:
         print("  ".join(cell.rjust(w) if _numeric(cell) else cell.ljust(w)
-                        for cell, w in zip(row, widths)))
+                        for cell, w in zip(row, widths, strict=False)))
     print()
 
 

@@ -49,12 +49,12 @@ import os
 import time
 from typing import Any
 
+from bench_limits import LIMITS, protections_from_env
 from flask import Flask, current_app, request
 from flask_jwt_extended import JWTManager
 from flask_sqlalchemy import SQLAlchemy
 
 import flask_sdkauth.launch
-from bench_limits import LIMITS, protections_from_env
 from flask_sdkauth import Channel, Message, SdkAuth
 
 FIXED_CODE = "123456"

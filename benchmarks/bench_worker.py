@@ -17,9 +17,8 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from celery.signals import worker_ready
-
 import bench_app
+from celery.signals import worker_ready
 
 flask_app = bench_app.create_app()
 celery_app = flask_app.extensions["celery"]

@@ -40,9 +40,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import bench_app
 from _common import (
-    argument_parser,
     FIXED_CODE,
     RECIPIENT,
+    argument_parser,
     check_database,
     install_time_limit,
     machine_summary,
@@ -127,13 +127,13 @@ def create_sessions(sides: list[Side], count: int, *, timed: bool) -> list[list[
     """``count`` live sessions in each table, made in turns (one here, one there)."""
     ids: list[list[uuid.UUID]] = [[] for _ in sides]
     for _ in range(count):
-        for side, side_ids in zip(sides, ids):
+        for side, side_ids in zip(sides, ids, strict=False):
             with side.app.app_context():
                 started = time.perf_counter()
                 side_ids.append(side.sdkauth.send(side.widget_id, RECIPIENT))
                 if timed:
                     side.sends.append(time.perf_counter() - started)
-    for side, side_ids in zip(sides, ids):
+    for side, side_ids in zip(sides, ids, strict=False):
         side.last_id = side_ids[-1]
     return ids
 
@@ -143,14 +143,14 @@ def check_sessions(sides: list[Side], ids: list[list[uuid.UUID]], *, timed: bool
     ok = True
     latencies: list[list[float]] = [[] for _ in sides]
     for index in range(len(ids[0])):
-        for side, side_ids, side_latencies in zip(sides, ids, latencies):
+        for side, side_ids, side_latencies in zip(sides, ids, latencies, strict=False):
             with side.app.app_context():
                 engine = side.sdkauth.engine
                 started = time.perf_counter()
                 ok = engine.check_code(side_ids[index], FIXED_CODE) is True and ok
                 side_latencies.append(time.perf_counter() - started)
     if timed:
-        for side, side_latencies in zip(sides, latencies):
+        for side, side_latencies in zip(sides, latencies, strict=False):
             side.checks.append(side_latencies)
     return ok
 
@@ -265,7 +265,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     small, large = sides
     per_round_ratios = [percentile(b, 0.5) / percentile(a, 0.5)
-                        for a, b in zip(small.checks, large.checks)]
+                        for a, b in zip(small.checks, large.checks, strict=False)]
     print_table(
         ["large / small", "checkCode p50", "p50 range over rounds", "checkCode p99",
          "send p50"],

@@ -461,7 +461,7 @@ def main(argv: list[str] | None = None) -> int:
         per_round = [run.result.latencies() for run in runs[case]]
         base_rounds = [run.result.latencies() for run in runs[own]]
         round_ratios = [percentile(a, 0.5) / percentile(b, 0.5)
-                        for a, b in zip(per_round, base_rounds)]
+                        for a, b in zip(per_round, base_rounds, strict=False)]
         ratio = p50(case) / p50(own)
         ratios.append([
             dispatcher, label(sleep), f"{ratio:.2f}",

@@ -35,10 +35,6 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from limits import parse
-from limits.storage import MemoryStorage, storage_from_string
-from limits.strategies import MovingWindowRateLimiter
-
 from _common import (
     DEFAULT_REDIS_URL,
     argument_parser,
@@ -47,6 +43,9 @@ from _common import (
     percentile,
     print_table,
 )
+from limits import parse
+from limits.storage import MemoryStorage, storage_from_string
+from limits.strategies import MovingWindowRateLimiter
 
 #: Limits a request takes with the extension's default settings.
 LIMITS_PER_REQUEST = {"send": 6, "checkCode": 3}
@@ -80,7 +79,7 @@ def measure_calls(limiter: MovingWindowRateLimiter, calls: int, run: str) -> dic
     shared = parse(f"{calls * 10}/minute")
     own = parse("10 per 15 minutes")
     # Unmeasured warm-up (connections, Lua scripts loaded).
-    for index in range(200):
+    for _index in range(200):
         limiter.hit(shared, "warmup", run)
         limiter.test(shared, "warmup", run)
 

@@ -38,7 +38,6 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import bench_app
 from _common import (
-    argument_parser,
     DEFAULT_REDIS_URL,
     RECIPIENT,
     WRONG_CODE,
@@ -46,6 +45,7 @@ from _common import (
     Reply,
     Server,
     Workdir,
+    argument_parser,
     build_request,
     check_database,
     cpu_seconds,
@@ -59,7 +59,6 @@ from _common import (
     run_load,
     sqlite_file_url,
 )
-
 
 WARMUP_SESSIONS = 20
 
@@ -161,7 +160,7 @@ async def round_trip(
             connection.request(build_request("GET", f"/longPolling/{request_id}/channel",
                                               token=token))
         )
-        for connection, request_id in zip(connections, ids)
+        for connection, request_id in zip(connections, ids, strict=False)
     ]
     opened = time.perf_counter()
     # The worker counts a waiter as soon as it subscribes, before its first read of
@@ -189,9 +188,9 @@ async def round_trip(
     wrong += sum(1 for reply in changed.replies
                  if reply.status != 400 or reply.json()["type"] != "InvalidCodeException")
     after_answer = [poll.done_at - change.done_at
-                    for poll, change in zip(answers, changed.replies)]
+                    for poll, change in zip(answers, changed.replies, strict=False)]
     after_request = [poll.done_at - change.sent_at
-                     for poll, change in zip(answers, changed.replies)]
+                     for poll, change in zip(answers, changed.replies, strict=False)]
     return (after_answer, after_request, seen.latencies(), wrong, full_gc, settled,
             (rss_before, rss_waiting, rss_after))
 

@@ -38,11 +38,10 @@ from typing import Any
 import jwt
 import phonenumbers
 import sqlalchemy as sa
+from bench_limits import items, protections_from_env
 from flask import Flask, request
 from limits.storage import storage_from_string
 from limits.strategies import MovingWindowRateLimiter
-
-from bench_limits import items, protections_from_env
 
 FIXED_CODE = "123456"
 AUDIENCE = "flask-sdkauth"

@@ -41,9 +41,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import bench_app
 import minimal_app
 from _common import (
-    argument_parser,
     FIXED_CODE,
     RECIPIENT,
+    argument_parser,
     check_database,
     install_time_limit,
     machine_summary,

@@ -61,12 +61,12 @@ import bench_limits
 import minimal_app
 from _common import (
     DEFAULT_REDIS_URL,
-    argument_parser,
     FIXED_CODE,
     LoadResult,
     Reply,
     Server,
     Workdir,
+    argument_parser,
     build_request,
     check_database,
     cpu_seconds,
@@ -79,7 +79,6 @@ from _common import (
     print_table,
     sqlite_file_url,
 )
-
 
 OPERATIONS = ("send", "checkCode")
 APPS = ("ours", "minimal")
@@ -381,7 +380,7 @@ def main(argv: list[str] | None = None) -> int:
                 per_round = [
                     ours.result.throughput / minimal.result.throughput
                     for ours, minimal in zip(runs[(database, mode, operation, "ours")],
-                                             runs[(database, mode, operation, "minimal")])
+                                             runs[(database, mode, operation, "minimal")], strict=False)
                 ]
                 ratios.append([operation, database, mode, f"{ratio:.2f}",
                                f"{min(per_round):.2f}-{max(per_round):.2f}",
@@ -407,11 +406,11 @@ def main(argv: list[str] | None = None) -> int:
                         (on_rate, on_cpu, _), (off_rate, off_cpu, _) = (
                             pooled(protected), pooled(unprotected))
                         per_round = [on.result.throughput / off.result.throughput
-                                     for on, off in zip(protected, unprotected)]
+                                     for on, off in zip(protected, unprotected, strict=False)]
                         cpu_added = [
                             (on.server_cpu / len(on.result.replies)
                              - off.server_cpu / len(off.result.replies)) * 1000
-                            for on, off in zip(protected, unprotected)
+                            for on, off in zip(protected, unprotected, strict=False)
                         ]
                         costs.append([
                             operation, database, mode, app, f"{on_rate / off_rate:.2f}",

@@ -8,6 +8,7 @@ that is absent lets the operation go on to its own work.
 from __future__ import annotations
 
 import enum
+
 from .errors import (
     AttemptsExpiredException,
     NoAvailableChannelsException,

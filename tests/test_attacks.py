@@ -90,7 +90,7 @@ def comparisons(monkeypatch):
 def _http_race(app, requests):
     """Each request is ``fn(client)``; every thread has its own test client."""
     clients = [app.test_client() for _ in requests]
-    results = race(app, [lambda r=r, c=c: r(c) for r, c in zip(requests, clients)])
+    results = race(app, [lambda r=r, c=c: r(c) for r, c in zip(requests, clients, strict=False)])
     return [(response.status_code, response.json) for response in results]
 
 

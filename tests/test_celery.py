@@ -152,7 +152,8 @@ def celery_setup(make_app, shared_database_uri, clock, tmp_path):
     # The worker's clock is the real one: start the test's there too.
     clock.now = datetime.now(UTC)
 
-    def build(broker="redis", channels=(Channel("sms"), Channel("voice")), broker_url=None):
+    def build(broker="redis", channels=None, broker_url=None):
+        channels = channels or (Channel("sms"), Channel("voice"))
         queue = f"sdkauth-test-{uuid.uuid4().hex[:12]}"
         broker_url = broker_url or _broker_url(broker)
         app, sdkauth = make_app(

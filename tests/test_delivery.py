@@ -197,7 +197,7 @@ def test_a_queued_launch_waits_out_the_backoff(make_app):
         engine = sdkauth.engine
         engine.launcher.sleep = sleeps.append
         widget = sdkauth.create_widget("W", [Channel("sms")])
-        request_id = sdkauth.send(widget.id, RECIPIENT)
+        sdkauth.send(widget.id, RECIPIENT)
         session = engine.launch(engine.dispatcher.jobs[0])
     assert session.state is State.SENT
     assert sleeps == [5, 5]

@@ -129,7 +129,7 @@ def test_engine_outside_an_initialised_app_explains_itself():
     app = _bare_app()
     sdkauth = SdkAuth(db=SQLAlchemy())
     with app.app_context(), pytest.raises(RuntimeError, match="init_app"):
-        sdkauth.engine
+        _ = sdkauth.engine
 
 
 def test_hook_decorators_return_the_callback(sdkauth):

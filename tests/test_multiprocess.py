@@ -63,7 +63,7 @@ def servers(make_app, shared_database_uri, tmp_path):
     ports = [_free_port(), _free_port()]
     logs = [tmp_path / f"server-{port}.log" for port in ports]
     processes = []
-    for port, log in zip(ports, logs):
+    for port, log in zip(ports, logs, strict=False):
         with log.open("wb") as output:
             processes.append(
                 subprocess.Popen(
@@ -72,7 +72,7 @@ def servers(make_app, shared_database_uri, tmp_path):
                 )
             )
     try:
-        for port, process, log in zip(ports, processes, logs):
+        for port, process, log in zip(ports, processes, logs, strict=False):
             _wait_for_port(port, process, log)
         yield [f"http://127.0.0.1:{port}" for port in ports], widget, token
     finally:

@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 
 import pytest
-
 from flask import Flask
 from flask_jwt_extended import JWTManager
 from flask_smorest import Api
@@ -195,7 +194,7 @@ RATE_LIMITED = {"send", "checkCode", "resend", "confirm"}
 
 def test_statuses_every_operation_documents(tmp_path):
     _, api = _host_app(tmp_path)
-    for path, method, operation in _all_operations(api.spec.to_dict()):
+    for _path, _method, operation in _all_operations(api.spec.to_dict()):
         responses = operation["responses"]
         operation_id = operation["operationId"]
         assert "500" in responses
@@ -243,7 +242,7 @@ def test_constraints_the_server_enforces(tmp_path):
         p["name"]: p["schema"] for p in spec["paths"]["/{requestId}/status"]["get"]["parameters"]
     }
     assert (query["recipient"]["maxLength"], query["recipient"]["pattern"]) == (64, PRINTABLE)
-    for path, method, operation in _all_operations(spec):
+    for path, _method, operation in _all_operations(spec):
         for parameter in operation.get("parameters", []):
             if parameter["in"] == "path":
                 assert parameter["schema"]["format"] == "uuid", path

@@ -72,7 +72,7 @@ def test_a_failing_channel_falls_back_and_the_outbox_groups_by_session(sdkauth_a
     assert sdkauth_outbox.last.request_id == second
     sdkauth_outbox.clear()
     with pytest.raises(AssertionError, match="no message was sent"):
-        sdkauth_outbox.last
+        _ = sdkauth_outbox.last
 
 
 def test_install_replaces_the_hosts_senders_for_a_block(make_app):
