@@ -37,10 +37,6 @@ class DeliveringMixin(EngineCore):
         if launch is None or session is None:
             logger.info("sdkauth: delivery report %r for no known message ignored", status)
             return
-        if len(session.history) >= _HISTORY_LIMIT:
-            # Replayed webhooks must not grow a session without end.
-            logger.info("sdkauth: delivery report for session %s ignored: history full", session.id)
-            return
         current = (
             session.state is State.SENT
             and session.generation == launch.generation
@@ -66,6 +62,10 @@ class DeliveringMixin(EngineCore):
             current=current,
         )
         if status == "failed" and current and self._fall_back(session, widget, entry):
+            return
+        if len(session.history) >= _HISTORY_LIMIT:
+            # Replayed webhooks must not grow a session without end.
+            logger.info("sdkauth: delivery report for session %s not kept: history full", session.id)
             return
         # Reports for earlier launches, repeats, and a failure that lost a race
         # with another change are kept in the history and change nothing else.

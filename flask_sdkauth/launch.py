@@ -73,7 +73,9 @@ class Launcher:
         channel and the next one is tried, after the retries a
         :class:`~flask_sdkauth.RetryDelivery` asks for. The first channel that
         accepts the message moves the session to SENT; none moves it to
-        NO_CHANNELS. Either way the history records every try.
+        NO_CHANNELS (CHANNEL_FAILED for a ``job.fallback``, so the client may
+        resend). Either way the history records every try, also when the session
+        moved on meanwhile and the outcome is not written.
 
         :param within_request: the launch runs inside the client's request, so a
             channel's retries must fit in its sender timeout too.
