@@ -6,14 +6,34 @@ import threading
 import uuid
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
+from datetime import UTC, datetime
 from typing import Any
 
 from flask import Flask
 from flask.testing import FlaskClient
 
-from flask_sdkauth import SdkAuth, SdkAuthError
+from flask_sdkauth import Message, SdkAuth, SdkAuthError
 
 RECIPIENT = "+79991234567"
+
+
+def sample_message(**fields: Any) -> Message:
+    """A message as a launch hands it to a sender: an SMS code to ``RECIPIENT``,
+    with ``fields`` replacing the defaults."""
+    values: dict[str, Any] = dict(
+        id=f"{uuid.uuid4().hex}-1-0",
+        request_id=uuid.uuid4(),
+        widget_id=uuid.uuid4(),
+        recipient=RECIPIENT,
+        channel="sms",
+        label="SMS",
+        code_type="code",
+        code="482913",
+        text="Код подтверждения: 482913",
+        expires_at=datetime(2026, 1, 1, 12, 5, tzinfo=UTC),
+    )
+    values.update(fields)
+    return Message(**values)
 
 
 class WidgetClient:

@@ -7,17 +7,16 @@ import json
 import re
 import time
 import uuid
-from datetime import UTC, datetime
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
 
-from flask_sdkauth import Channel, Message, RetryDelivery, State
+from flask_sdkauth import Channel, RetryDelivery, State
 from flask_sdkauth.senders.base import GatewayError
 from flask_sdkauth.senders.sigma import CHANNEL_TYPES, SigmaSender
 
 from .conftest import bearer
-from .flow import RECIPIENT, WidgetClient, started
+from .flow import RECIPIENT, WidgetClient, sample_message, started
 from .gateway_server import Answer, closed_port_url, running
 
 API_KEY = "sigma-api-key-0123456789"
@@ -67,17 +66,8 @@ def _sender(gateway, **options):
 
 
 def _message(channel="sms", code="123456"):
-    return Message(
-        id=f"{uuid.uuid4().hex}-1-0",
-        request_id=uuid.uuid4(),
-        widget_id=uuid.uuid4(),
-        recipient=RECIPIENT,
-        channel=channel,
-        label=channel,
-        code_type="code",
-        code=code,
-        text=f"Код подтверждения: {code}",
-        expires_at=datetime(2026, 1, 1, 12, 5, tzinfo=UTC),
+    return sample_message(
+        channel=channel, label=channel, code=code, text=f"Код подтверждения: {code}"
     )
 
 

@@ -8,16 +8,15 @@ import hmac
 import json
 import time
 import uuid
-from datetime import UTC, datetime
 
 import pytest
 
-from flask_sdkauth import Channel, Message, RetryDelivery, State
+from flask_sdkauth import Channel, RetryDelivery, State
 from flask_sdkauth.senders.base import GatewayError
 from flask_sdkauth.senders.telegram import TelegramGatewaySender
 
 from .conftest import bearer
-from .flow import RECIPIENT, WidgetClient, started
+from .flow import RECIPIENT, WidgetClient, sample_message, started
 from .gateway_server import Answer, closed_port_url, running
 
 TOKEN = "AAE-test-gateway-token"
@@ -51,17 +50,8 @@ def gateway():
 
 
 def _message(code="123456", channel="telegramcode"):
-    return Message(
-        id=f"{uuid.uuid4().hex}-1-0",
-        request_id=uuid.uuid4(),
-        widget_id=uuid.uuid4(),
-        recipient=RECIPIENT,
-        channel=channel,
-        label="Telegram",
-        code_type="code",
-        code=code,
-        text=f"Код подтверждения: {code}",
-        expires_at=datetime(2026, 1, 1, 12, 5, tzinfo=UTC),
+    return sample_message(
+        channel=channel, label="Telegram", code=code, text=f"Код подтверждения: {code}"
     )
 
 

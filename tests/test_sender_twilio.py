@@ -25,7 +25,7 @@ from flask_sdkauth import Channel, Message, RetryDelivery, State
 from flask_sdkauth.senders.base import GatewayError
 from flask_sdkauth.senders.twilio import MESSAGE_ID_PARAM, TwilioSender
 
-from .flow import RECIPIENT
+from .flow import RECIPIENT, sample_message
 
 ACCOUNT_SID = "AC" + "0" * 31 + "1"
 AUTH_TOKEN = "fake-auth-token-0123456789abcdef"
@@ -153,11 +153,7 @@ def _sender(fake: FakeTwilio, **options: Any) -> TwilioSender:
 
 
 def _message(channel: str = "sms", code: str | None = CODE) -> Message:
-    return Message(
-        id=f"{uuid.uuid4().hex}-1-0",
-        request_id=uuid.uuid4(),
-        widget_id=uuid.uuid4(),
-        recipient=RECIPIENT,
+    return sample_message(
         channel=channel,
         label=channel,
         code_type="code" if code else "codeless",

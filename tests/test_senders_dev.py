@@ -9,32 +9,13 @@ import multiprocessing
 import re
 import stat
 import threading
-import uuid
-from datetime import UTC, datetime
 
-from flask_sdkauth import Channel, Message
+from flask_sdkauth import Channel
 from flask_sdkauth.senders.console import ConsoleSender
 from flask_sdkauth.senders.outbox import OutboxSender
 
-RECIPIENT = "+79991234567"
-
-
-def message(**fields) -> Message:
-    values = dict(
-        id=f"{uuid.uuid4().hex}-1-0",
-        request_id=uuid.uuid4(),
-        widget_id=uuid.uuid4(),
-        recipient=RECIPIENT,
-        channel="sms",
-        label="SMS",
-        code_type="code",
-        code="482913",
-        text="Код подтверждения: 482913",
-        expires_at=datetime(2026, 1, 1, 12, 5, tzinfo=UTC),
-    )
-    values.update(fields)
-    return Message(**values)
-
+from .flow import RECIPIENT
+from .flow import sample_message as message
 
 # -- console -------------------------------------------------------------------
 

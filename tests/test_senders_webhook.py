@@ -6,13 +6,11 @@ import json
 import socket
 import threading
 import time
-import uuid
-from datetime import UTC, datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
-from flask_sdkauth import Channel, Message, RetryDelivery
+from flask_sdkauth import Channel, RetryDelivery
 from flask_sdkauth.senders.base import GatewayError
 from flask_sdkauth.senders.webhook import (
     EVENT_TYPE,
@@ -22,8 +20,10 @@ from flask_sdkauth.senders.webhook import (
     verify_signature,
 )
 
+from .flow import RECIPIENT
+from .flow import sample_message as message
+
 SECRET = generate_secret()
-RECIPIENT = "+79991234567"
 
 
 class Gateway:
@@ -62,23 +62,6 @@ def gateway():
     server = Gateway()
     yield server
     server.close()
-
-
-def message(**fields) -> Message:
-    values = dict(
-        id=f"{uuid.uuid4().hex}-1-0",
-        request_id=uuid.uuid4(),
-        widget_id=uuid.uuid4(),
-        recipient=RECIPIENT,
-        channel="sms",
-        label="SMS",
-        code_type="code",
-        code="482913",
-        text="Код подтверждения: 482913",
-        expires_at=datetime(2026, 1, 1, 12, 5, tzinfo=UTC),
-    )
-    values.update(fields)
-    return Message(**values)
 
 
 def test_the_body_and_headers_received_verify(gateway):
