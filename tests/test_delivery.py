@@ -187,47 +187,37 @@ class Deferred:
         self.fallbacks.append((request_id, generation, delay))
 
 
-def test_a_queued_launch_waits_out_the_backoff(make_app):
-    # Off the request, a backoff longer than the inline budget is waited out...
-    app, sdkauth = make_app({"SDKAUTH_SENDER_TIMEOUT": 8}, dispatcher=Deferred())
+def _queued_launch_sleeps(make_app, config, flaky):
+    """Send through a queue, run the launch as a worker would with ``flaky`` as the
+    SMS sender, and return the backoffs the launcher slept (it must end sent)."""
+    app, sdkauth = make_app(config, dispatcher=Deferred())
     sleeps = []
-    flaky = Flaky(failures=2, after=5)
     sdkauth.add_channel_sender("sms", flaky)
     with app.app_context():
         engine = sdkauth.engine
         engine.launcher.sleep = sleeps.append
         widget = sdkauth.create_widget("W", [Channel("sms")])
         sdkauth.send(widget.id, RECIPIENT)
-        session = engine.launch(engine.dispatcher.jobs[0])
-    assert session.state is State.SENT
-    assert sleeps == [5, 5]
+        assert engine.launch(engine.dispatcher.jobs[0]).state is State.SENT
+    return sleeps
+
+
+def test_a_queued_launch_waits_out_the_backoff(make_app):
+    # Off the request, a backoff longer than the inline budget is waited out...
+    config = {"SDKAUTH_SENDER_TIMEOUT": 8}
+    assert _queued_launch_sleeps(make_app, config, Flaky(failures=2, after=5)) == [5, 5]
 
 
 def test_a_gateways_retry_after_is_capped_at_the_sender_timeout(make_app):
     # ...but never longer than the sender timeout: a worker must not sleep an hour.
-    app, sdkauth = make_app({"SDKAUTH_SENDER_TIMEOUT": 2}, dispatcher=Deferred())
-    sleeps = []
-    sdkauth.add_channel_sender("sms", Flaky(failures=2, after=3600))
-    with app.app_context():
-        engine = sdkauth.engine
-        engine.launcher.sleep = sleeps.append
-        widget = sdkauth.create_widget("W", [Channel("sms")])
-        sdkauth.send(widget.id, RECIPIENT)
-        assert engine.launch(engine.dispatcher.jobs[0]).state is State.SENT
-    assert sleeps == [2, 2]
+    config = {"SDKAUTH_SENDER_TIMEOUT": 2}
+    assert _queued_launch_sleeps(make_app, config, Flaky(failures=2, after=3600)) == [2, 2]
 
 
 def test_default_backoff_doubles(make_app):
-    app, sdkauth = make_app({"SDKAUTH_DELIVERY_RETRIES": 3}, dispatcher=Deferred())
-    sleeps = []
-    sdkauth.add_channel_sender("sms", Flaky(failures=3, after=None))
-    with app.app_context():
-        engine = sdkauth.engine
-        engine.launcher.sleep = sleeps.append
-        widget = sdkauth.create_widget("W", [Channel("sms")])
-        sdkauth.send(widget.id, RECIPIENT)
-        assert engine.launch(engine.dispatcher.jobs[0]).state is State.SENT
-    assert sleeps == [1.0, 2.0, 4.0]
+    config = {"SDKAUTH_DELIVERY_RETRIES": 3}
+    flaky = Flaky(failures=3, after=None)
+    assert _queued_launch_sleeps(make_app, config, flaky) == [1.0, 2.0, 4.0]
 
 
 def test_retry_delivery_refuses_a_negative_backoff():
