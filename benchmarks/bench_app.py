@@ -112,28 +112,10 @@ def _deliver(message: Message) -> None:
         time.sleep(delay)
 
 
-def celery_init_app(app: Flask) -> Any:
-    """Flask's documented pattern: tasks run inside the app context."""
-    from celery import Celery, Task
-
-    class FlaskTask(Task):  # type: ignore[misc]
-        def __call__(self, *args: Any, **kwargs: Any) -> Any:
-            with app.app_context():
-                return self.run(*args, **kwargs)
-
-    celery_app = Celery(app.name, task_cls=FlaskTask)
-    celery_app.config_from_object(app.config["CELERY"])
-    celery_app.set_default()
-    app.extensions["celery"] = celery_app
-    return celery_app
-
-
 def build(config: dict[str, Any]) -> tuple[Flask, SQLAlchemy, SdkAuth]:
     app = Flask("bench_app")
     app.config.update(NO_ABUSE_PROTECTION)
     app.config.update(config)
-    if app.config.get("SDKAUTH_DISPATCHER") == "celery":
-        celery_init_app(app)
     db = SQLAlchemy()
     jwt = JWTManager()
     sdkauth = SdkAuth(db=db)
@@ -141,6 +123,10 @@ def build(config: dict[str, Any]) -> tuple[Flask, SQLAlchemy, SdkAuth]:
     db.init_app(app)
     jwt.init_app(app)
     sdkauth.init_app(app)
+    if app.config["SDKAUTH_DISPATCHER"] == "celery":
+        from flask_sdkauth.dispatchers.celery import celery_init_app
+
+        celery_init_app(app)
 
     @app.get("/_bench/pid")
     def bench_pid() -> dict[str, Any]:

@@ -99,6 +99,8 @@ def create_app(config: dict[str, Any] | None = None, instance_path: str | None =
     api.init_app(app)
     sdkauth.init_app(app)
     if app.config["SDKAUTH_DISPATCHER"] == "celery":
+        from flask_sdkauth.dispatchers.celery import celery_init_app
+
         celery_init_app(app)
 
     with app.app_context():
@@ -156,28 +158,6 @@ def create_app(config: dict[str, Any] | None = None, instance_path: str | None =
         }
 
     return app
-
-
-def celery_init_app(app: Flask) -> Any:
-    """Flask's "Background Tasks with Celery" pattern: a Celery app whose tasks run
-    in this app's context, at ``app.extensions["celery"]``; the sweep of lost
-    launches in its beat schedule."""
-    from celery import Celery, Task
-
-    class FlaskTask(Task):  # type: ignore[misc]
-        def __call__(self, *args: Any, **kwargs: Any) -> Any:
-            with app.app_context():
-                return self.run(*args, **kwargs)
-
-    celery_app = Celery(app.name, task_cls=FlaskTask)
-    celery_app.config_from_object(app.config["CELERY"])
-    celery_app.conf.beat_schedule.setdefault(
-        "sdkauth-sweep",
-        {"task": "flask_sdkauth.sweep", "schedule": app.config["SDKAUTH_LAUNCH_DEADLINE"] / 2},
-    )
-    celery_app.set_default()
-    app.extensions["celery"] = celery_app
-    return celery_app
 
 
 def _demo_widget(demo: str) -> Widget:

@@ -1,8 +1,8 @@
 """The host app a real Celery worker runs in the worker tests.
 
 Started as ``python -m celery -A tests.celery_worker worker …``, it builds the
-Flask app with the example app's ``celery_init_app`` (Flask's "Background Tasks
-with Celery" pattern), with ``SDKAUTH_DISPATCHER = "celery"`` and senders of its
+Flask app with ``flask_sdkauth.dispatchers.celery.celery_init_app`` (Flask's
+"Background Tasks with Celery" pattern), with ``SDKAUTH_DISPATCHER = "celery"`` and senders of its
 own. Configuration comes from the environment:
 
 - ``CW_DATABASE_URL``, ``CW_SECRET_KEY``, ``CW_NOTIFIER_URL``: shared with the test;
@@ -24,8 +24,8 @@ from flask import Flask
 from flask_jwt_extended import JWTManager
 from flask_sqlalchemy import SQLAlchemy
 
-from example_app import celery_init_app
 from flask_sdkauth import Message, SdkAuth
+from flask_sdkauth.dispatchers.celery import celery_init_app
 
 
 def record(event: str, message: Message) -> None:

@@ -22,8 +22,8 @@ import uuid
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-from celery import shared_task  # type: ignore[import-untyped]
-from flask import current_app, has_app_context
+from celery import Celery, Task, shared_task  # type: ignore[import-untyped]
+from flask import Flask, current_app, has_app_context
 from kombu.exceptions import OperationalError
 
 from ..errors import NoConnectionException
@@ -33,7 +33,7 @@ if TYPE_CHECKING:
     from ..engine import Engine
     from ..store import SessionRecord
 
-__all__ = ["FALLBACK_TASK", "LAUNCH_TASK", "SWEEP_TASK", "CeleryDispatcher"]
+__all__ = ["FALLBACK_TASK", "LAUNCH_TASK", "SWEEP_TASK", "CeleryDispatcher", "celery_init_app"]
 
 LAUNCH_TASK = "flask_sdkauth.launch"
 FALLBACK_TASK = "flask_sdkauth.fall_back"
@@ -71,6 +71,29 @@ class CeleryDispatcher:
         except OperationalError:
             # Not fatal: the next read of the session falls back when it is due.
             logger.error("sdkauth: the Celery broker cannot be reached; fallback not scheduled")
+
+
+def celery_init_app(app: Flask) -> Any:
+    """Flask's "Background Tasks with Celery" pattern, for hosts that have no
+    Celery app yet: a Celery app configured from ``app.config["CELERY"]`` whose
+    tasks run in ``app``'s context, set at ``app.extensions["celery"]``, with the
+    sweep of lost launches in its beat schedule (every half
+    ``SDKAUTH_LAUNCH_DEADLINE``; call it after ``sdkauth.init_app``)."""
+
+    class FlaskTask(Task):  # type: ignore[misc]
+        def __call__(self, *args: Any, **kwargs: Any) -> Any:
+            with app.app_context():
+                return self.run(*args, **kwargs)
+
+    celery_app = Celery(app.name, task_cls=FlaskTask)
+    celery_app.config_from_object(app.config["CELERY"])
+    celery_app.conf.beat_schedule.setdefault(
+        "sdkauth-sweep",
+        {"task": SWEEP_TASK, "schedule": app.config["SDKAUTH_LAUNCH_DEADLINE"] / 2},
+    )
+    celery_app.set_default()
+    app.extensions["celery"] = celery_app
+    return celery_app
 
 
 def _celery_app() -> Any:
