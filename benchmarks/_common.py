@@ -59,6 +59,18 @@ def argument_parser(doc: str | None, *, time_limit: int) -> argparse.ArgumentPar
     return parser
 
 
+def add_server_arguments(parser: argparse.ArgumentParser) -> None:
+    """The flags of the scripts that load gunicorn servers: --concurrency,
+    --workers, --threads."""
+    parser.add_argument("--concurrency", type=int, default=8,
+                        help="keep-alive connections of the load client "
+                             "(default: %(default)s)")
+    parser.add_argument("--workers", type=int, default=2,
+                        help="gunicorn workers per server (default: %(default)s)")
+    parser.add_argument("--threads", type=int, default=4,
+                        help="threads per gthread worker (default: %(default)s)")
+
+
 def install_time_limit(seconds: int) -> None:
     """Stop the script (through its ``finally`` blocks) after ``seconds``."""
 

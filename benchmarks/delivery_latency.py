@@ -68,6 +68,7 @@ from _common import (
     LoadResult,
     Server,
     Workdir,
+    add_server_arguments,
     argument_parser,
     build_request,
     check_database,
@@ -106,13 +107,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--rounds", type=int, default=3,
                         help="measurement rounds; the cases take turns "
                              "(default: %(default)s)")
-    parser.add_argument("--concurrency", type=int, default=8,
-                        help="keep-alive connections of the load client "
-                             "(default: %(default)s)")
-    parser.add_argument("--workers", type=int, default=2,
-                        help="gunicorn workers per server (default: %(default)s)")
-    parser.add_argument("--threads", type=int, default=4,
-                        help="threads per gthread worker (default: %(default)s)")
+    add_server_arguments(parser)
     parser.add_argument("--worker-concurrency", type=int, default=100,
                         help="threads of the Celery worker's pool (default: %(default)s)")
     parser.add_argument("--paused-worker", action=argparse.BooleanOptionalAction,

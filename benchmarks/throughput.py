@@ -66,6 +66,7 @@ from _common import (
     Reply,
     Server,
     Workdir,
+    add_server_arguments,
     argument_parser,
     build_request,
     check_database,
@@ -110,13 +111,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--rounds", type=int, default=4,
                         help="measurement rounds; the apps alternate their order "
                              "(default: %(default)s)")
-    parser.add_argument("--concurrency", type=int, default=8,
-                        help="keep-alive connections of the load client "
-                             "(default: %(default)s)")
-    parser.add_argument("--workers", type=int, default=2,
-                        help="gunicorn workers per server (default: %(default)s)")
-    parser.add_argument("--threads", type=int, default=4,
-                        help="threads per gthread worker (default: %(default)s)")
+    add_server_arguments(parser)
     parser.add_argument("--worker-class", default="gthread", choices=("gthread", "gevent"),
                         help="gunicorn worker class (default: %(default)s)")
     parser.add_argument("--keep-logs", action="store_true",
