@@ -48,7 +48,7 @@ from .schemas import (
     WidgetPath,
 )
 
-__all__ = ["blp"]
+__all__ = ["RECIPIENT_HEADER", "blp"]
 
 logger = logging.getLogger("flask_sdkauth")
 
@@ -62,6 +62,15 @@ blp = SdkAuthBlueprint(
 
 
 register_confirm_page(blp)
+
+#: Response header of ``send``: the recipient in E.164 form, as the session holds it.
+RECIPIENT_HEADER = "Sdkauth-Recipient"
+SEND_HEADERS = {
+    RECIPIENT_HEADER: {
+        "description": "The recipient in E.164 form, as the session holds it.",
+        "schema": {"type": "string", "example": "+79991234567"},
+    }
+}
 
 #: Each route's operationId, by endpoint (view function) name.
 ENDPOINT_OPERATIONS = {
@@ -124,17 +133,21 @@ blp.register_error_handler(NotFound, _not_found)
     WidgetNotFoundException,
 )
 @blp.arguments(SendRequestDto)
-@blp.response(201, SendResponseDto)
-def send(body: dict[str, Any]) -> dict[str, Any]:
+@blp.response(201, SendResponseDto, headers=SEND_HEADERS)
+def send(body: dict[str, Any]) -> Any:
     """Start an authentication session for a phone number."""
     require_widget(body["widgetId"])
-    request_id = _engine().send(
+    engine = _engine()
+    request_id = engine.send(
         body["widgetId"],
         body["recipient"],
         client_ip=_client_ip(),
         captcha_token=body["captchaToken"],
     )
-    return {"requestId": request_id}
+    # The contract's body is {requestId}; the number as the session holds it (what
+    # the widget shows and hands to the host page) travels in a header of ours.
+    number = engine.normalise_recipient(body["recipient"])
+    return {"requestId": request_id}, {RECIPIENT_HEADER: number}
 
 
 @blp.route("/widget/<widgetId>", methods=["GET"])

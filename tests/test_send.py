@@ -38,6 +38,9 @@ def test_created_session_is_stored_with_a_hashed_code(
     response = _send(client, widget, headers, recipient="+7 (999) 123-45-67")
 
     assert response.status_code == 201
+    assert set(response.json) == {"requestId"}
+    # The number as the session holds it, for the widget to show and hand on.
+    assert response.headers["Sdkauth-Recipient"] == "+79991234567"
     request_id = uuid.UUID(response.json["requestId"])
     assert request_id.version == 4
     message = outbox.last
