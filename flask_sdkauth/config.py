@@ -12,6 +12,7 @@ from types import MappingProxyType
 from typing import Any
 
 from .dispatchers import DISPATCHERS
+from .i18n import N_, available_locales, translations
 from .phones import InvalidPhoneNumber, to_e164
 
 __all__ = ["DEFAULT_CONFIG", "OPERATION_IDS", "Settings"]
@@ -44,10 +45,17 @@ DEFAULT_CONFIG: Mapping[str, Any] = {
     "SDKAUTH_TOKEN_EXPIRES": 3600,
     # Region (ISO 3166) for numbers written without "+"; None rejects them.
     "SDKAUTH_DEFAULT_REGION": None,
-    # Text handed to senders; fields: {code}, {widget}, {minutes}.
-    "SDKAUTH_MESSAGE_TEXT": "Код подтверждения: {code}",
-    # Text handed to senders of codeless channels; fields: {widget}, {minutes}.
-    "SDKAUTH_CODELESS_TEXT": "Подтвердите вход: {widget}",
+    # Languages sessions and the confirmation page are written in, chosen from
+    # the request's Accept-Language; each needs a catalogue (ours: "ru", "en").
+    "SDKAUTH_LOCALES": ("ru", "en"),
+    # The locale when Accept-Language asks for none of SDKAUTH_LOCALES.
+    "SDKAUTH_DEFAULT_LOCALE": "ru",
+    # Text handed to senders; fields: {code}, {widget}, {minutes}. None: the
+    # catalogue's text of the session's locale; a string: that text for every
+    # locale; a mapping: by locale, the catalogue's where one is missing.
+    "SDKAUTH_MESSAGE_TEXT": None,
+    # The same for codeless channels; fields: {widget}, {minutes}.
+    "SDKAUTH_CODELESS_TEXT": None,
     # Seconds from send until an unfinished session is closed.
     "SDKAUTH_SESSION_LIFETIME": 1800,
     # Seconds a session is kept before `flask sdkauth purge` deletes it.
@@ -132,8 +140,11 @@ class Settings:
     jwt_audience: str
     token_expires: int
     default_region: str | None
-    message_text: str
-    codeless_text: str
+    locales: tuple[str, ...]
+    default_locale: str
+    #: By locale: the text templates of code and codeless channels.
+    message_texts: Mapping[str, str]
+    codeless_texts: Mapping[str, str]
     max_body_size: int
     session_lifetime: int
     retention: int
@@ -193,14 +204,17 @@ class Settings:
                 f"use some of {sorted(OPERATION_IDS)}"
             )
         test_numbers = _test_numbers(config)
+        locales, default_locale = _locales(config)
         return cls(
             url_prefix=_normalise_prefix(config["SDKAUTH_URL_PREFIX"]),
             code_secret=secret.encode() if isinstance(secret, str) else bytes(secret),
             jwt_audience=str(config["SDKAUTH_JWT_AUDIENCE"]),
             token_expires=config["SDKAUTH_TOKEN_EXPIRES"],
             default_region=config["SDKAUTH_DEFAULT_REGION"],
-            message_text=str(config["SDKAUTH_MESSAGE_TEXT"]),
-            codeless_text=str(config["SDKAUTH_CODELESS_TEXT"]),
+            locales=locales,
+            default_locale=default_locale,
+            message_texts=_texts(config, "SDKAUTH_MESSAGE_TEXT", locales),
+            codeless_texts=_texts(config, "SDKAUTH_CODELESS_TEXT", locales),
             max_body_size=config["SDKAUTH_MAX_BODY_SIZE"],
             session_lifetime=config["SDKAUTH_SESSION_LIFETIME"],
             retention=config["SDKAUTH_RETENTION"],
@@ -216,6 +230,62 @@ class Settings:
             launch_deadline=float(config["SDKAUTH_LAUNCH_DEADLINE"]),
             test_numbers=test_numbers,
         )
+
+
+#: The catalogue texts behind SDKAUTH_MESSAGE_TEXT and SDKAUTH_CODELESS_TEXT = None.
+DEFAULT_TEXTS = {
+    "SDKAUTH_MESSAGE_TEXT": N_("Verification code: {code}"),
+    "SDKAUTH_CODELESS_TEXT": N_("Confirm the sign-in: {widget}"),
+}
+
+
+def _locales(config: Mapping[str, Any]) -> tuple[tuple[str, ...], str]:
+    locales = config["SDKAUTH_LOCALES"]
+    if isinstance(locales, str) or not locales or not all(isinstance(x, str) for x in locales):
+        raise TypeError(f"SDKAUTH_LOCALES must be a non-empty list of locales, got {locales!r}")
+    missing = sorted(set(locales) - available_locales())
+    if missing:
+        raise ValueError(
+            f"SDKAUTH_LOCALES: no catalogue for {missing}; "
+            f"flask-sdkauth has {sorted(available_locales())}"
+        )
+    default = config["SDKAUTH_DEFAULT_LOCALE"]
+    if default not in locales:
+        raise ValueError(
+            f"SDKAUTH_DEFAULT_LOCALE must be one of SDKAUTH_LOCALES {list(locales)}, "
+            f"got {default!r}"
+        )
+    return tuple(locales), default
+
+
+def _texts(config: Mapping[str, Any], key: str, locales: tuple[str, ...]) -> Mapping[str, str]:
+    """The text template of every locale for ``key``, each checked to format."""
+    value = config[key]
+    if value is None:
+        given: Mapping[str, Any] = {}
+    elif isinstance(value, str):
+        given = dict.fromkeys(locales, value)
+    elif isinstance(value, Mapping):
+        given = value
+        unknown = sorted(set(given) - set(locales))
+        if unknown:
+            raise ValueError(f"{key}: {unknown} are not in SDKAUTH_LOCALES {list(locales)}")
+    else:
+        raise TypeError(f"{key} must be None, a string or a mapping of locales to strings")
+    texts = {}
+    for locale in locales:
+        text = given.get(locale) or translations(locale).gettext(DEFAULT_TEXTS[key])
+        if not isinstance(text, str):
+            raise TypeError(f"{key}: the text for {locale!r} must be a string")
+        try:
+            text.format(code="", widget="", minutes=1)
+        except (KeyError, IndexError, ValueError) as exc:
+            raise ValueError(
+                f"{key}: the text for {locale!r} does not format with the fields "
+                f"{{code}}, {{widget}}, {{minutes}}: {exc!r}"
+            ) from None
+        texts[locale] = text
+    return MappingProxyType(texts)
 
 
 def _test_numbers(config: Mapping[str, Any]) -> Mapping[str, str]:

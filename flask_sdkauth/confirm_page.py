@@ -11,7 +11,7 @@ import uuid
 from collections.abc import Callable
 from typing import Any, TypeVar
 
-from flask import current_app, render_template_string
+from flask import current_app, render_template
 
 from .blueprint import SdkAuthBlueprint
 from .errors import (
@@ -29,46 +29,66 @@ from .errors import (
     SessionNotFoundException,
     ValidateError,
 )
+from .i18n import N_, negotiate_locale, translations
 from .schemas import ConfirmForm, ConfirmLinkQuery, ErrorDto, RequestPath
 
-__all__ = ["register_confirm_page"]
+__all__ = ["TEMPLATE", "register_confirm_page"]
 
 F = TypeVar("F", bound=Callable[..., Any])
 
-_PAGE = """<!doctype html>
-<html lang="ru"><head><meta charset="utf-8">
-<meta name="viewport" content="width=device-width, initial-scale=1">
-<title>{{ title }}</title></head>
-<body>
-<main>
-<h1>{{ title }}</h1>
-{% if message %}<p role="status">{{ message }}</p>{% endif %}
-{% if token %}
-<form method="post">
-<input type="hidden" name="token" value="{{ token }}">
-{% if choices %}
-<p>Выберите число, которое показано на странице входа:</p>
-{% for choice in choices %}
-<button type="submit" name="number" value="{{ choice }}">{{ choice }}</button>
-{% endfor %}
-{% else %}
-<button type="submit">Подтвердить вход</button>
-{% endif %}
-</form>
-{% endif %}
-</main>
-</body></html>
-"""
+#: What ``engine.confirm`` may raise, and what the person on the page reads for it (the contract's Russian
+#: ``message`` is for API clients, not for a page in the reader's language).
+_REFUSALS: dict[type[SdkAuthError], str] = {
+    AttemptsExpiredException: N_(
+        "The number picked is not the one on the sign-in page, so this sign-in was "
+        "stopped. Start again on the sign-in page."
+    ),
+    InvalidCodeException: N_("This link is not valid. Open the latest link you received."),
+    NoAvailableChannelsException: N_(
+        "This sign-in can no longer be confirmed. Start again on the sign-in page."
+    ),
+    NoConnectionException: N_("The service is unavailable right now. Try again in a moment."),
+    RateLimitException: N_("Too many attempts. Wait a moment and try again."),
+    ResendChannelException: N_(
+        "This link has expired. Ask for a new one on the sign-in page."
+    ),
+    SessionAlreadyConfirmedException: N_(
+        "This sign-in is already confirmed. You can go back to the sign-in page."
+    ),
+    SessionClosedException: N_("This sign-in has ended. Start again on the sign-in page."),
+    SessionNotFoundException: N_("This sign-in was not found. Start again on the sign-in page."),
+}
 
+_REFUSED = N_("This sign-in could not be confirmed. Start again on the sign-in page.")
+
+#: The template a host overrides with its own ``templates/sdkauth/confirm.html``.
+TEMPLATE = "sdkauth/confirm.html"
 
 # The page carries a live token: keep it out of caches and Referer headers.
 _HEADERS = {"Cache-Control": "no-store", "Referrer-Policy": "no-referrer"}
 
 
-def _page(title: str, *, token: str | None = None, choices: list[str] | None = None,
-          message: str | None = None) -> str:
-    return render_template_string(
-        _PAGE, title=title, token=token, choices=choices or [], message=message
+def _page(
+    outcome: str,
+    title: str,
+    *,
+    token: str | None = None,
+    choices: list[str] | None = None,
+    message: str | None = None,
+) -> str:
+    """Render the page in the request's locale; ``title`` and ``message`` are msgids."""
+    settings = current_app.extensions["sdkauth"].settings
+    locale = negotiate_locale(settings.locales, settings.default_locale)
+    gettext = translations(locale).gettext
+    return render_template(
+        TEMPLATE,
+        lang=locale,
+        _=gettext,
+        outcome=outcome,
+        title=gettext(title),
+        message=gettext(message) if message else None,
+        token=token,
+        choices=choices or [],
     )
 
 
@@ -82,17 +102,7 @@ _JSON_ERRORS: tuple[type[SdkAuthError], ...] = (
     ValidateError,
 )
 #: What ``engine.confirm`` raises: the user sees it as a page, with the error's status.
-_PAGE_ERRORS: tuple[type[SdkAuthError], ...] = (
-    AttemptsExpiredException,
-    InvalidCodeException,
-    NoAvailableChannelsException,
-    NoConnectionException,
-    RateLimitException,
-    ResendChannelException,
-    SessionAlreadyConfirmedException,
-    SessionClosedException,
-    SessionNotFoundException,
-)
+_PAGE_ERRORS: tuple[type[SdkAuthError], ...] = tuple(_REFUSALS)
 
 
 def _documented(
@@ -138,7 +148,8 @@ def register_confirm_page(blp: SdkAuthBlueprint) -> None:
     def confirm_page(requestId: uuid.UUID, token: str, choices: str) -> Any:
         """Show the codeless confirmation page (it confirms nothing by itself)."""
         offered = [choice for choice in choices.split(",") if choice]
-        return _page("Подтверждение входа", token=token, choices=offered), 200, _HEADERS
+        page = _page("pending", N_("Confirm the sign-in"), token=token, choices=offered)
+        return page, 200, _HEADERS
 
     @blp.route("/<requestId>/confirm", methods=["POST"])
     @_documented(blp, "confirm", _JSON_ERRORS, _PAGE_ERRORS)
@@ -150,7 +161,11 @@ def register_confirm_page(blp: SdkAuthBlueprint) -> None:
         try:
             engine.confirm(requestId, token, number)
         except SdkAuthError as error:
-            page = _page("Вход не подтверждён", message=error.message)
+            page = _page(
+                "refused", N_("Sign-in not confirmed"), message=_REFUSALS.get(type(error), _REFUSED)
+            )
             return page, error.http_status, {**_HEADERS, **error.headers}
-        page = _page("Вход подтверждён", message="Можно вернуться на страницу входа.")
+        page = _page(
+            "confirmed", N_("Sign-in confirmed"), message=N_("You can go back to the sign-in page.")
+        )
         return page, 200, _HEADERS

@@ -72,9 +72,12 @@ class Engine(ObservingMixin, ConfirmingMixin, DeliveringMixin):
         *,
         client_ip: str | None = None,
         captcha_token: str | None = None,
+        locale: str | None = None,
     ) -> uuid.UUID:
         """Start a session and launch the widget's first deliverable channel.
 
+        :param locale: the language of the session's messages, one of
+            ``SDKAUTH_LOCALES`` (default: ``SDKAUTH_DEFAULT_LOCALE``).
         :returns: the new session's request id.
         :raises ValidateError: ``recipient`` is not a valid phone number.
         :raises RateLimitException: too many sends for this IP, widget or number,
@@ -88,6 +91,8 @@ class Engine(ObservingMixin, ConfirmingMixin, DeliveringMixin):
             or no channel could deliver; in the second case the session is still
             stored, with the reason of every failure in its history.
         """
+        if locale is not None and locale not in self.settings.locales:
+            raise ValueError(f"locale must be one of SDKAUTH_LOCALES, got {locale!r}")
         recipient = self.normalise_recipient(recipient)
         self.guards.before_send(widget_id, recipient, client_ip, captcha_token)
         widget = self.load_widget(widget_id)
@@ -124,6 +129,7 @@ class Engine(ObservingMixin, ConfirmingMixin, DeliveringMixin):
             created_at=now,
             updated_at=now,
             expires_at=now + timedelta(seconds=self.settings.session_lifetime),
+            locale=locale or self.settings.default_locale,
         )
         self.sessions.create(**_columns(session))
         signals.session_created.send(

@@ -252,11 +252,14 @@ class SdkAuth:
         *,
         client_ip: str | None = None,
         captcha_token: str | None = None,
+        locale: str | None = None,
     ) -> uuid.UUID:
         """Start a session from Python, as ``POST /`` does (without a token).
 
         Rate limits per number and widget and the daily caps apply; the per-IP
-        limit and the captcha apply only when ``client_ip`` is given.
+        limit and the captcha apply only when ``client_ip`` is given. ``locale``
+        (one of ``SDKAUTH_LOCALES``, default ``SDKAUTH_DEFAULT_LOCALE``) is the
+        language of the session's messages.
 
         :returns: the request id. Raises the same exceptions as the HTTP operation.
         """
@@ -265,6 +268,7 @@ class SdkAuth:
             recipient,
             client_ip=client_ip,
             captcha_token=captcha_token,
+            locale=locale,
         )
 
 

@@ -238,18 +238,21 @@ class Launcher:
         lifetime = settings.lifetime
         fields: dict[str, Any] = {}
         payload: dict[str, Any] = {}
+        # A locale dropped from SDKAUTH_LOCALES since the send writes in the default.
+        locale = session.locale if session.locale in self.settings.locales else None
+        locale = locale or self.settings.default_locale
         if channel.code_type == "code":
             # SDKAUTH_TEST_NUMBERS (TESTING only): hashed and counted like any code.
             secret = self.settings.test_numbers.get(session.recipient) or generate_code(
                 settings.code_length, beautify=settings.beautify
             )
             fields["code"] = secret
-            template = self.settings.message_text
+            template = self.settings.message_texts[locale]
         else:
             secret = secrets.token_urlsafe(32)
             fields["code"] = None
             fields["confirmation_token"] = secret
-            template = self.settings.codeless_text
+            template = self.settings.codeless_texts[locale]
             if self.settings.number_matching:
                 choices = _two_digit_numbers(_MATCH_CHOICES)
                 payload["matchNumber"] = secrets.choice(choices)
@@ -265,6 +268,7 @@ class Launcher:
             text=template.format(
                 code=fields["code"] or "", widget=widget.name, minutes=max(1, lifetime // 60)
             ),
+            locale=locale,
             expires_at=now + timedelta(seconds=lifetime),
             **fields,
         )

@@ -54,7 +54,9 @@ class Message:
     :ivar code_type: ``"code"`` or ``"codeless"``.
     :ivar code: the one-time code to deliver, or ``None`` on a codeless channel.
     :ivar text: the rendered text (``SDKAUTH_MESSAGE_TEXT``, or
-        ``SDKAUTH_CODELESS_TEXT`` on a codeless channel), ready to send.
+        ``SDKAUTH_CODELESS_TEXT`` on a codeless channel) in ``locale``, ready to send.
+    :ivar locale: the session's language (``"ru"``, ``"en"``…), negotiated from
+        the ``send`` request's ``Accept-Language`` among ``SDKAUTH_LOCALES``.
     :ivar expires_at: when the code stops being accepted (aware, UTC).
     :ivar confirmation_token: on a codeless channel, the secret the host passes to
         :meth:`SdkAuth.confirm` (or that :meth:`SdkAuth.confirmation_url` puts in a
@@ -72,6 +74,7 @@ class Message:
     code_type: str
     code: str | None
     text: str
+    locale: str
     expires_at: datetime
     confirmation_token: str | None = None
     choices: tuple[str, ...] = ()

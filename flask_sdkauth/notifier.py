@@ -199,7 +199,7 @@ class RedisNotifier:
     def _listen(self) -> None:
         delay = self._RETRY_SECONDS
         while not self._closed.is_set():
-            pubsub = self._redis.pubsub()  # type: ignore[no-untyped-call]
+            pubsub = self._redis.pubsub()
             try:
                 pubsub.subscribe(self.CHANNEL)
                 while not self._closed.is_set():

@@ -135,6 +135,8 @@ class SessionRecord:
     expires_at: datetime
     confirmed_at: datetime | None = None
     completed_at: datetime | None = None
+    #: The language of its messages (``None``: ``SDKAUTH_DEFAULT_LOCALE``).
+    locale: str | None = None
 
     @property
     def status(self) -> str:

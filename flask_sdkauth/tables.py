@@ -90,6 +90,8 @@ def define_tables(metadata: sa.MetaData) -> Tables:
         # Every channel tried, in order, with its outcome and the reason of a failure.
         sa.Column("history", sa.JSON, nullable=False),
         sa.Column("client_ip", sa.String(45), nullable=True),
+        # The send request's negotiated locale: the language of the session's messages.
+        sa.Column("locale", sa.String(35), nullable=True),
         sa.Column("created_at", UTCDateTime, nullable=False, index=True),
         sa.Column("updated_at", UTCDateTime, nullable=False),
         sa.Column("expires_at", UTCDateTime, nullable=False),

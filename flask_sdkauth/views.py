@@ -36,6 +36,7 @@ from .errors import (
     WidgetNotFoundException,
     error_response,
 )
+from .i18n import negotiate_locale
 from .schemas import (
     CheckCodeRequestDto,
     GetChannelResponseDto,
@@ -58,6 +59,8 @@ blp = SdkAuthBlueprint(
     description="Phone authentication sessions for the SDK widget.",
     static_folder="static",
     static_url_path="/sdkauth-static",
+    # The app's own templates folder comes first: a host overrides ours by name.
+    template_folder="templates",
 )
 
 
@@ -138,11 +141,13 @@ def send(body: dict[str, Any]) -> Any:
     """Start an authentication session for a phone number."""
     require_widget(body["widgetId"])
     engine = _engine()
+    settings = engine.settings
     request_id = engine.send(
         body["widgetId"],
         body["recipient"],
         client_ip=_client_ip(),
         captcha_token=body["captchaToken"],
+        locale=negotiate_locale(settings.locales, settings.default_locale),
     )
     # The contract's body is {requestId}; the number as the session holds it (what
     # the widget shows and hands to the host page) travels in a header of ours.

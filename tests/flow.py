@@ -30,6 +30,7 @@ def sample_message(**fields: Any) -> Message:
         code_type="code",
         code="482913",
         text="Код подтверждения: 482913",
+        locale="ru",
         expires_at=datetime(2026, 1, 1, 12, 5, tzinfo=UTC),
     )
     values.update(fields)

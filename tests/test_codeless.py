@@ -139,7 +139,7 @@ def test_confirmation_page(push, outbox):
         f"/{request_id}/confirm", data={"token": message.confirmation_token, "number": number}
     )
     assert again.status_code == 409
-    assert "Сессия уже подтверждена" in again.get_data(as_text=True)
+    assert "Этот вход уже подтверждён" in again.get_data(as_text=True)
 
 
 def test_confirmation_page_bad_input(push):
