@@ -33,7 +33,6 @@ from typing import Any
 
 from flask import Flask, current_app, redirect, render_template, request, session, url_for
 from flask_jwt_extended import JWTManager
-from flask_smorest import Api
 from flask_sqlalchemy import SQLAlchemy
 
 from flask_sdkauth import CHANNEL_TYPES, Channel, Message, SdkAuth, Widget
@@ -43,8 +42,7 @@ logger = logging.getLogger("example_app")
 
 db = SQLAlchemy()
 jwt = JWTManager()
-api = Api()
-sdkauth = SdkAuth(db=db, api=api)
+sdkauth = SdkAuth(db=db)
 
 DEMO_WIDGETS = {
     "code": ("Demo widget", ("sms", "voice")),
@@ -78,12 +76,11 @@ def create_app(config: dict[str, Any] | None = None, instance_path: str | None =
         SQLALCHEMY_DATABASE_URI=os.environ.get(
             "DATABASE_URL", f"sqlite:///{Path(app.instance_path) / 'example.db'}"
         ),
-        API_TITLE="flask-sdkauth example",
-        API_VERSION="1",
-        OPENAPI_VERSION="3.0.3",
-        OPENAPI_URL_PREFIX="/docs",
-        OPENAPI_SWAGGER_UI_PATH="/swagger",
-        OPENAPI_SWAGGER_UI_URL="https://cdn.jsdelivr.net/npm/swagger-ui-dist/",
+        # The extension's own OpenAPI document, with Swagger UI's files served
+        # from swagger-ui-bundle (no CDN: it works offline).
+        SDKAUTH_API_TITLE="flask-sdkauth example",
+        SDKAUTH_OPENAPI_URL_PREFIX="/docs",
+        SDKAUTH_OPENAPI_SWAGGER_UI_PATH="/swagger",
         # Only the backend (below) completes sessions, never the browser.
         SDKAUTH_DISABLED_OPERATIONS=["complete", "checkStatusAndComplete"],
         DEV_FAILING_CHANNELS=[],
@@ -96,7 +93,6 @@ def create_app(config: dict[str, Any] | None = None, instance_path: str | None =
 
     db.init_app(app)
     jwt.init_app(app)
-    api.init_app(app)
     sdkauth.init_app(app)
     if app.config["SDKAUTH_DISPATCHER"] == "celery":
         from flask_sdkauth.dispatchers.celery import celery_init_app
@@ -153,8 +149,8 @@ def create_app(config: dict[str, Any] | None = None, instance_path: str | None =
             "demoWidgetId": str(widgets["code"].id),
             "codelessWidgetId": str(widgets["codeless"].id),
             "token": f"flask --app example_app sdkauth token {widgets['code'].id}",
-            "openapi": url_for("api-docs.openapi_json"),
-            "swaggerUi": url_for("api-docs.openapi_swagger_ui"),
+            "openapi": url_for("sdkauth-api-docs.openapi_json"),
+            "swaggerUi": url_for("sdkauth-api-docs.openapi_swagger_ui"),
         }
 
     return app

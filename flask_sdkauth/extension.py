@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import uuid
 import weakref
 from collections.abc import Callable, Iterable
@@ -32,10 +33,13 @@ from .message import Message
 from .notifier import create_notifier
 from .shadowing import ShadowedRouteError, find_shadowing
 from .store import SessionStore, WidgetStore
+from .swagger_ui import SWAGGER_UI_ASSETS_PATH, register_swagger_ui_assets, swagger_ui_bundle_folder
 from .tables import define_tables
 from .templating import WidgetTemplates
 from .views import blp
 from .widgets import CHANNEL_TYPES, Channel, Widget
+
+logger = logging.getLogger("flask_sdkauth")
 
 __all__ = ["SdkAuth"]
 
@@ -119,6 +123,7 @@ class SdkAuth:
     def _register_routes(self, app: Flask, url_prefix: str) -> None:
         api = self.api
         if api is None:
+            _serve_swagger_ui_offline(app)
             api = _OwnApi(app, config_prefix="SDKAUTH_")
         elif api.spec is None:
             raise RuntimeError("Call api.init_app(app) before sdkauth.init_app(app).")
@@ -389,10 +394,37 @@ class _OwnApi(flask_smorest.Api):  # type: ignore[misc]  # untyped base
 
     It registers no error handlers: flask-smorest's would answer every
     ``HTTPException`` of the host's app in its own JSON shape. Nor does it document
-    flask-smorest's default error body, which our routes never return.
+    flask-smorest's default error body and pagination header (its ``Error`` and
+    ``PaginationMetadata`` schemas), which our routes never return.
     """
 
     DEFAULT_ERROR_RESPONSE_NAME = None
 
     def _register_error_handlers(self) -> None:
         pass
+
+    def _register_responses(self) -> None:
+        pass
+
+    def _register_pagination_header(self) -> None:
+        pass
+
+
+def _serve_swagger_ui_offline(app: Flask) -> None:
+    """Point the own Api's Swagger UI at files the app serves, when none are set."""
+    config = app.config
+    if not config.get("SDKAUTH_OPENAPI_SWAGGER_UI_PATH") or config.get(
+        "SDKAUTH_OPENAPI_SWAGGER_UI_URL"
+    ):
+        return
+    if swagger_ui_bundle_folder() is None:
+        logger.warning(
+            "sdkauth: SDKAUTH_OPENAPI_SWAGGER_UI_PATH is set, but without "
+            "SDKAUTH_OPENAPI_SWAGGER_UI_URL or swagger-ui-bundle there is no Swagger UI: "
+            'pip install "flask-sdkauth[swagger-ui]"'
+        )
+        return
+    docs = str(config.get("SDKAUTH_OPENAPI_URL_PREFIX") or "").strip("/")
+    config["SDKAUTH_OPENAPI_SWAGGER_UI_URL"] = register_swagger_ui_assets(
+        app, f"/{docs}{SWAGGER_UI_ASSETS_PATH}"
+    )

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 
 import pytest
 from flask import Flask
@@ -10,7 +11,7 @@ from flask_jwt_extended import JWTManager
 from flask_smorest import Api
 from flask_sqlalchemy import SQLAlchemy
 
-from flask_sdkauth import SdkAuth
+from flask_sdkauth import SdkAuth, extension, swagger_ui
 from flask_sdkauth.blueprint import SECURITY_SCHEME
 
 from .spec import ENDPOINTS
@@ -80,6 +81,84 @@ def test_own_api_without_a_host_api(app):
     assert spec["info"]["title"] == "flask-sdkauth"
     _check_send_operation(spec)
     assert "default" not in spec["paths"]["/"]["post"]["responses"]
+
+
+OUR_SCHEMAS = {
+    "ChannelCodeSettingsDto",
+    "ChannelSettingsDto",
+    "CheckCodeRequestDto",
+    "ConfirmForm",
+    "ErrorDto",
+    "GetChannelResponseDto",
+    "GetStatusResponseDto",
+    "GetWidgetResponseDto",
+    "SendRequestDto",
+    "SendResponseDto",
+}
+
+
+def test_own_api_documents_only_our_schemas(app):
+    api = app.extensions["flask-smorest"]["apis"]["SDKAUTH_"]["ext_obj"]
+    # Not flask-smorest's Error and PaginationMetadata, which no route of ours returns.
+    assert set(api.spec.to_dict()["components"]["schemas"]) == OUR_SCHEMAS
+
+
+def _swagger_assets(client, page_path):
+    page = client.get(page_path)
+    assert page.status_code == 200
+    return re.findall(r'(?:src|href)="([^"]+)"', page.get_data(as_text=True))
+
+
+def test_own_api_serves_swagger_ui_files_itself(make_app):
+    app, _ = make_app(
+        {"SDKAUTH_OPENAPI_URL_PREFIX": "/api-docs", "SDKAUTH_OPENAPI_SWAGGER_UI_PATH": "/ui"}
+    )
+    client = app.test_client()
+    assets = _swagger_assets(client, "/api-docs/ui")
+    assert len(assets) == 3
+    for asset in assets:
+        assert asset.startswith("/api-docs/swagger-ui-assets/"), asset
+        with client.get(asset) as served:
+            assert served.status_code == 200, asset
+
+
+def test_a_configured_swagger_ui_url_is_kept(make_app):
+    app, _ = make_app(
+        {
+            "SDKAUTH_OPENAPI_URL_PREFIX": "/docs",
+            "SDKAUTH_OPENAPI_SWAGGER_UI_PATH": "/ui",
+            "SDKAUTH_OPENAPI_SWAGGER_UI_URL": "https://cdn.example/swagger/",
+        }
+    )
+    assets = _swagger_assets(app.test_client(), "/docs/ui")
+    assert all(asset.startswith("https://cdn.example/swagger/") for asset in assets)
+
+
+def test_without_swagger_ui_bundle_the_page_is_left_out_with_a_warning(
+    make_app, monkeypatch, caplog
+):
+    monkeypatch.setattr(extension, "swagger_ui_bundle_folder", lambda: None)
+    app, _ = make_app(
+        {"SDKAUTH_OPENAPI_URL_PREFIX": "/docs", "SDKAUTH_OPENAPI_SWAGGER_UI_PATH": "/ui"}
+    )
+    assert app.test_client().get("/docs/ui").status_code == 404
+    assert "swagger-ui-bundle" in caplog.text
+    with pytest.raises(RuntimeError, match="swagger-ui-bundle"):
+        monkeypatch.setattr(swagger_ui, "swagger_ui_bundle_folder", lambda: None)
+        swagger_ui.register_swagger_ui_assets(Flask(__name__))
+
+
+def test_a_host_api_serves_swagger_ui_files_with_the_helper(tmp_path):
+    host, _ = _host_app(
+        tmp_path, OPENAPI_URL_PREFIX="/docs", OPENAPI_SWAGGER_UI_PATH="/ui",
+        OPENAPI_SWAGGER_UI_URL="/static/swagger/",
+    )
+    assert swagger_ui.register_swagger_ui_assets(host, "static/swagger") == "/static/swagger/"
+    client = host.test_client()
+    for asset in _swagger_assets(client, "/docs/ui"):
+        assert asset.startswith("/static/swagger/")
+        with client.get(asset) as served:
+            assert served.status_code == 200, asset
 
 
 def test_own_api_leaves_the_hosts_http_errors_alone(app):
