@@ -118,6 +118,15 @@ DEFAULT_CONFIG: Mapping[str, Any] = {
     # The provider's verify API; None means the provider's public URL.
     "SDKAUTH_CAPTCHA_VERIFY_URL": None,
     "SDKAUTH_CAPTCHA_TIMEOUT": 5,
+    # -- Observing (docs/operating.rst) -----------------------------------------
+    # Prometheus metrics: None counts them when prometheus_client (the "metrics"
+    # extra) is installed, True requires it, False turns them off.
+    "SDKAUTH_METRICS": None,
+    # Label sends and completions with the widget id (one series per widget).
+    "SDKAUTH_METRICS_WIDGET_LABEL": False,
+    # One record per send, delivery, report, check, confirmation and completion on
+    # the logger flask_sdkauth.audit (INFO).
+    "SDKAUTH_AUDIT_LOG": True,
     # -- Testing (docs/testing.rst) ---------------------------------------------
     # Numbers whose code channels get a fixed code, e.g. {"+79990000000": "123456"};
     # only with TESTING on (init_app refuses them otherwise).
@@ -159,6 +168,9 @@ class Settings:
     delivery_retries: int
     launch_deadline: float
     test_numbers: Mapping[str, str]
+    metrics: bool | None
+    metrics_widget_label: bool
+    audit_log: bool
 
     @classmethod
     def from_config(cls, config: Mapping[str, Any]) -> Settings:
@@ -229,7 +241,21 @@ class Settings:
             delivery_retries=retries,
             launch_deadline=float(config["SDKAUTH_LAUNCH_DEADLINE"]),
             test_numbers=test_numbers,
+            metrics=_optional_flag(config, "SDKAUTH_METRICS"),
+            metrics_widget_label=_flag(config, "SDKAUTH_METRICS_WIDGET_LABEL"),
+            audit_log=_flag(config, "SDKAUTH_AUDIT_LOG"),
         )
+
+
+def _flag(config: Mapping[str, Any], key: str) -> bool:
+    value = config[key]
+    if not isinstance(value, bool):
+        raise TypeError(f"{key} must be True or False, got {value!r}")
+    return value
+
+
+def _optional_flag(config: Mapping[str, Any], key: str) -> bool | None:
+    return None if config[key] is None else _flag(config, key)
 
 
 #: The catalogue texts behind SDKAUTH_MESSAGE_TEXT and SDKAUTH_CODELESS_TEXT = None.

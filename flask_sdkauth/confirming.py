@@ -4,6 +4,9 @@ complete and checkStatusAndComplete."""
 from __future__ import annotations
 
 import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
 from datetime import timedelta
 from typing import NoReturn
 
@@ -17,8 +20,12 @@ from .errors import (
     AttemptsExpiredException,
     InvalidCodeException,
     IsCodelessChannelException,
+    RateLimitException,
+    ResendChannelException,
     RestartCooldownActiveException,
+    SdkAuthError,
 )
+from .events import AuthEvent, EventKind, emit, emit_for
 from .rules import Operation
 from .states import Event, State
 from .store import SessionRecord
@@ -40,20 +47,22 @@ class ConfirmingMixin(EngineCore):
         client_ip: str | None = None,
     ) -> bool:
         """Check a code the user typed (checkCode); ``True`` confirms the session."""
-        self.guards.limit_client("check_code", client_ip)
-        session, relaunched = self._open_launch(request_id, authorize)
-        self.guards.limit_session("check_code", request_id)
-        self._settle(Operation.CHECK_CODE, session)
-        if session.channel is not None and session.channel["codeType"] == "codeless":
-            raise IsCodelessChannelException()
-        if session.state is not State.SENT or relaunched:
-            # Nothing was sent yet, or the code was typed for the channel the engine
-            # has just left: no attempt of the new launch is used.
-            raise InvalidCodeException()
-        session = self._take_attempt(session, Operation.CHECK_CODE)
-        if self._secret_matches(session, code):
-            return self._confirm(session)
-        self._wrong_attempt(session, Operation.CHECK_CODE)
+        with self._observed("check", request_id, client_ip) as check:
+            self.guards.limit_client("check_code", client_ip)
+            session, relaunched = self._open_launch(request_id, authorize)
+            check.session = session
+            self.guards.limit_session("check_code", request_id)
+            self._settle(Operation.CHECK_CODE, session)
+            if session.channel is not None and session.channel["codeType"] == "codeless":
+                raise IsCodelessChannelException()
+            if session.state is not State.SENT or relaunched:
+                # Nothing was sent yet, or the code was typed for the channel the
+                # engine has just left: no attempt of the new launch is used.
+                raise InvalidCodeException()
+            session = self._take_attempt(session, Operation.CHECK_CODE)
+            if self._secret_matches(session, code):
+                return self._confirm(session)
+            self._wrong_attempt(session, Operation.CHECK_CODE)
 
     @reports_errors
     def confirm(self, request_id: uuid.UUID, token: str, number: str | None = None) -> bool:
@@ -64,19 +73,22 @@ class ConfirmingMixin(EngineCore):
         (``AttemptsExpiredException``), since whoever approved is not looking at
         that widget. A wrong token uses up one attempt, like a wrong code.
         """
-        session, relaunched = self._open_launch(request_id, None)
-        self._settle(Operation.CONFIRM, session)
-        if session.channel is None or session.channel["codeType"] != "codeless":
-            raise InvalidCodeException()
-        if session.state is not State.SENT or relaunched:
-            raise InvalidCodeException()
-        session = self._take_attempt(session, Operation.CONFIRM)
-        if not self._secret_matches(session, token):
-            self._wrong_attempt(session, Operation.CONFIRM)
-        expected = session.payload.get("matchNumber")
-        if expected is not None and number != expected:
-            self._end_attempts(session, Operation.CONFIRM)
-        return self._confirm(session)
+        with self._observed("confirmation", request_id, None) as check:
+            session, relaunched = self._open_launch(request_id, None)
+            check.session = session
+            self._settle(Operation.CONFIRM, session)
+            if session.channel is None or session.channel["codeType"] != "codeless":
+                raise InvalidCodeException()
+            if session.state is not State.SENT or relaunched:
+                raise InvalidCodeException()
+            session = self._take_attempt(session, Operation.CONFIRM)
+            if not self._secret_matches(session, token):
+                self._wrong_attempt(session, Operation.CONFIRM)
+            expected = session.payload.get("matchNumber")
+            if expected is not None and number != expected:
+                check.reason = "another number picked"
+                self._end_attempts(session, Operation.CONFIRM)
+            return self._confirm(session)
 
     @reports_errors
     def resend(
@@ -162,6 +174,44 @@ class ConfirmingMixin(EngineCore):
             return session.recipient
         return None
 
+    @contextmanager
+    def _observed(
+        self, kind: EventKind, request_id: uuid.UUID, client_ip: str | None
+    ) -> Iterator[_Check]:
+        """Emit the outcome of the code check or confirmation run in the block."""
+        check = _Check()
+        try:
+            yield check
+        except SdkAuthError as error:
+            outcome = _CHECK_OUTCOMES.get(type(error), "refused")
+            self._emit_check(kind, request_id, client_ip, check, outcome, error.type)
+            raise
+        else:
+            self._emit_check(kind, request_id, client_ip, check, "right", None)
+
+    def _emit_check(
+        self,
+        kind: EventKind,
+        request_id: uuid.UUID,
+        client_ip: str | None,
+        check: _Check,
+        outcome: str,
+        error_type: str | None,
+    ) -> None:
+        session = check.session
+        if session is None:  # refused before the session was read
+            emit(AuthEvent(kind, outcome, request_id=request_id, client_ip=client_ip,
+                           reason=error_type))
+            return
+        seconds = None
+        if outcome == "right" and session.launched_at is not None:
+            seconds = (self.clock() - session.launched_at).total_seconds()
+        emit_for(
+            session, kind, outcome, client_ip=client_ip,
+            channel=session.channel["type"] if session.channel else None,
+            reason=check.reason or error_type, seconds=seconds,
+        )
+
     def _secret_matches(self, session: SessionRecord, secret: str) -> bool:
         if session.code_hash is None:
             return False
@@ -243,6 +293,27 @@ class ConfirmingMixin(EngineCore):
         completed = self.sessions.apply(
             session.id, Event.COMPLETED, completed_at=now, updated_at=now
         )
-        return completed is not None
+        if completed is None:
+            return False
+        channel = completed.channel["type"] if completed.channel else None
+        emit_for(completed, "completion", "completed", channel=channel)
+        return True
+
+
+@dataclass
+class _Check:
+    """What a code check or confirmation learnt, for its event."""
+
+    session: SessionRecord | None = None
+    reason: str | None = None
+
+
+#: A check's outcome by the error it ended with (others: ``refused``).
+_CHECK_OUTCOMES: dict[type[SdkAuthError], str] = {
+    InvalidCodeException: "wrong",
+    AttemptsExpiredException: "attempts_expired",
+    ResendChannelException: "expired",
+    RateLimitException: "rate_limited",
+}
 
 

@@ -29,6 +29,7 @@ from .errors import (
     ValidateError,
     WidgetNotFoundException,
 )
+from .events import emit_for
 from .guards import Guards
 from .history import history_entry
 from .hooks import Hooks
@@ -41,6 +42,10 @@ from .store import SessionRecord, SessionStore, WidgetStore
 from .widgets import Widget
 
 __all__ = ["Authorize", "EngineCore", "reports_errors"]
+
+#: A fallback event's outcome by the history entry that caused it: the channel was
+#: not confirmed in time (fallbackAfter), or the gateway reported it undelivered.
+_FALLBACK_OUTCOMES = {"fallback": "fallback_after", "report": "undelivered"}
 
 #: Called with a session's widget id; raises ``ForbiddenException`` to refuse.
 Authorize = Callable[[uuid.UUID], None]
@@ -255,6 +260,15 @@ class EngineCore:
         )
         if moved is None:
             return None
+        assert widget is not None  # a next channel was found in it
+        emit_for(
+            session,
+            "fallback",
+            _FALLBACK_OUTCOMES[entry["outcome"]],
+            channel=entry["channel"],
+            to_channel=widget.channels[index].type,
+            reason=entry["reason"],
+        )
         job = LaunchJob(session.id, index, generation=moved.generation, fallback=True)
         return self._launch_now(job, widget, moved, within_request=within_request) or moved
 

@@ -9,6 +9,7 @@ from datetime import timedelta
 from .core import EngineCore
 from .delivery import DELIVERY_STATUSES
 from .dispatchers import LaunchJob
+from .events import emit_for
 from .history import REASON_LIMIT, history_entry
 from .message import MessageId
 from .redaction import redact
@@ -61,6 +62,7 @@ class DeliveringMixin(EngineCore):
             message=str(launch),
             current=current,
         )
+        emit_for(session, "report", status, channel=channel, reason=reason)
         if status == "failed" and current and self._fall_back(session, widget, entry):
             return
         if len(session.history) >= _HISTORY_LIMIT:

@@ -12,7 +12,7 @@ to the host's backend. The operations live in short mixin modules:
 from __future__ import annotations
 
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import timedelta
 from typing import Any
 
@@ -26,9 +26,11 @@ from .delivering import DeliveringMixin
 from .dispatchers import LaunchJob
 from .errors import (
     ForbiddenException,
+    NoAvailableChannelsException,
     NoConnectionException,
     WidgetIsBlockedException,
 )
+from .events import AuthEvent, emit
 from .observing import ChannelView, ObservingMixin
 from .phones import describe
 from .states import Event, State
@@ -96,14 +98,20 @@ class Engine(ObservingMixin, ConfirmingMixin, DeliveringMixin):
         recipient = self.normalise_recipient(recipient)
         self.guards.before_send(widget_id, recipient, client_ip, captcha_token)
         widget = self.load_widget(widget_id)
+        refusal = AuthEvent(
+            "send", "blocked", widget_id=widget.id, recipient=recipient, client_ip=client_ip
+        )
         if widget.is_blocked:
+            emit(replace(refusal, reason="widget blocked"))
             raise WidgetIsBlockedException()
         if not widget.is_active:
+            emit(replace(refusal, reason="widget inactive"))
             raise ForbiddenException()
         blocklist = self.hooks.recipient_in_blocklist_loader
         if blocklist is not None and blocklist(recipient, widget):
+            emit(replace(refusal, reason="recipient blocked"))
             raise WidgetIsBlockedException()
-        self.guards.admit(widget, describe(recipient))
+        self.guards.admit(widget, describe(recipient), recipient, client_ip)
 
         now = self.clock()
         first = widget.channels[0] if widget.channels else None
@@ -138,8 +146,12 @@ class Engine(ObservingMixin, ConfirmingMixin, DeliveringMixin):
             widget_id=widget.id,
         )
         job = LaunchJob(request_id=session.id, generation=session.generation)
+        started = replace(refusal, outcome="started", request_id=session.id)
         try:
             self._dispatch(job, widget, session)
+        except NoAvailableChannelsException:
+            emit(replace(started, outcome="no_channels", reason="no channel could deliver"))
+            raise
         except NoConnectionException:
             # The launch could not be queued and the client gets no requestId:
             # close the session rather than let the sweep send to it later.
@@ -148,6 +160,7 @@ class Engine(ObservingMixin, ConfirmingMixin, DeliveringMixin):
                 updated_at=self.clock(),
             )
             raise
+        emit(started)
         return session.id
 
     def purge(self, older_than: timedelta | None = None) -> int:

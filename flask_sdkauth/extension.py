@@ -7,7 +7,7 @@ import uuid
 import weakref
 from collections.abc import Callable, Iterable
 from datetime import timedelta
-from typing import TypeVar
+from typing import Any, TypeVar
 
 import flask_smorest  # type: ignore[import-untyped]  # no type hints of its own
 from flask import Flask, current_app, url_for
@@ -31,6 +31,8 @@ from .hooks import (
 )
 from .message import Message
 from .notifier import create_notifier
+from .observers import connect_observers
+from .observers.audit import number_hash
 from .shadowing import ShadowedRouteError, find_shadowing
 from .store import SessionStore, WidgetStore
 from .swagger_ui import SWAGGER_UI_ASSETS_PATH, register_swagger_ui_assets, swagger_ui_bundle_folder
@@ -61,6 +63,8 @@ class SdkAuth:
     :param dispatcher: runs channel launches; when given, ``SDKAUTH_DISPATCHER`` is
         not read. By default each app gets the dispatcher its config names.
     :param clock: returns the current aware UTC time; tests pass their own.
+    :param metrics_registry: the ``prometheus_client`` registry the metrics are
+        registered on (default: the library's global ``REGISTRY``).
     """
 
     def __init__(
@@ -71,9 +75,11 @@ class SdkAuth:
         api: flask_smorest.Api | None = None,
         dispatcher: Dispatcher | None = None,
         clock: Clock = utc_now,
+        metrics_registry: Any | None = None,
     ) -> None:
         self.db = db
         self.api = api
+        self.metrics_registry = metrics_registry
         self._dispatcher = dispatcher
         self.clock = clock
         self.hooks = Hooks()
@@ -114,6 +120,7 @@ class SdkAuth:
             guards=guards,
             clock=self.clock,
         )
+        connect_observers(app, settings, self.metrics_registry)
         app.extensions["sdkauth"] = self
         app.register_error_handler(SdkAuthError, error_response)
         app.cli.add_command(sdkauth_cli)
@@ -327,6 +334,15 @@ class SdkAuth:
         the same string. Raises ``ValidateError`` for a malformed id.
         """
         return self.engine.verified_number(_uuid("requestId", request_id))
+
+    def audit_number_hash(self, number: str) -> str:
+        """The ``number_hash`` the audit records carry for ``number`` (any notation
+        the API accepts), to find one user's records without logging numbers.
+
+        Needs an application context. Raises ``ValidateError`` for an invalid number.
+        """
+        e164 = self.engine.normalise_recipient(number)
+        return number_hash(self.engine.settings.code_secret, e164)
 
     def confirm(
         self, request_id: uuid.UUID | str, token: str, number: str | None = None

@@ -24,6 +24,7 @@ from .errors import (
     NoAvailableChannelsException,
     RateLimitException,
 )
+from .events import AuthEvent, emit
 from .phones import PhoneInfo
 from .ratelimits import RateLimiter, parse_limits
 from .widgets import Widget
@@ -121,7 +122,7 @@ class Guards:
                 self.limiter.hit("send_per_ip", client_ip)
             self.limiter.hit("send_per_recipient", recipient)
         except RateLimitException:
-            self._refused("rate_limit", widget_id)
+            self._refused("rate_limit", widget_id, recipient, client_ip)
             raise
         if self.captcha is None or client_ip is None:
             return
@@ -131,21 +132,23 @@ class Guards:
             "captcha_requests_per_ip", client_ip
         )
         if not free and not self.captcha.verify(captcha_token, client_ip):
-            self._refused("captcha", widget_id)
+            self._refused("captcha", widget_id, recipient, client_ip)
             raise CaptchaNotConfirmedException()
 
-    def admit(self, widget: Widget, phone: PhoneInfo) -> None:
+    def admit(
+        self, widget: Widget, phone: PhoneInfo, recipient: str, client_ip: str | None
+    ) -> None:
         """The widget's allowed regions, then its budget and the daily caps.
 
         Called once the cheaper checks have passed (limits, captcha, the widget's
         flags, the blocklist), so refused sends never spend the widget's budget."""
         if widget.allowed_regions and phone.region not in widget.allowed_regions:
-            self._refused("region", widget.id)
+            self._refused("region", widget.id, recipient, client_ip)
             raise NoAvailableChannelsException()
         try:
             self.limiter.hit("send_per_widget", str(widget.id))
         except RateLimitException:
-            self._refused("rate_limit", widget.id)
+            self._refused("rate_limit", widget.id, recipient, client_ip)
             raise
         code = str(phone.country_code)
         country_rule = code if code in self.country_caps else _ANY_COUNTRY
@@ -154,7 +157,7 @@ class Guards:
             if country_rule in self.country_caps:
                 self.limiter.hit(f"daily_per_country:{country_rule}", code)
         except RateLimitException:
-            self._refused("daily_cap", widget.id)
+            self._refused("daily_cap", widget.id, recipient, client_ip)
             raise
 
     def allows_channel(self, channel_type: str, phone: PhoneInfo, widget_id: uuid.UUID) -> bool:
@@ -196,7 +199,13 @@ class Guards:
         """
         self.limiter.hit("failed_codes_per_recipient", recipient)
 
-    def _refused(self, reason: str, widget_id: uuid.UUID) -> None:
+    def _refused(
+        self,
+        reason: str,
+        widget_id: uuid.UUID,
+        recipient: str | None = None,
+        client_ip: str | None = None,
+    ) -> None:
         self.refusals[reason] += 1
         logger.warning("sdkauth: send refused (%s) for widget %s", reason, widget_id)
         signals.send_refused.send(
@@ -204,6 +213,26 @@ class Guards:
             reason=reason,
             widget_id=widget_id,
         )
+        if reason in _SEND_OUTCOMES:  # a number type refuses a channel, not the send
+            emit(
+                AuthEvent(
+                    "send",
+                    _SEND_OUTCOMES[reason],
+                    widget_id=widget_id,
+                    recipient=recipient,
+                    client_ip=client_ip,
+                    reason=reason,
+                )
+            )
+
+
+#: The send event's outcome for each reason a guard refuses a send.
+_SEND_OUTCOMES = {
+    "rate_limit": "rate_limited",
+    "captcha": "captcha",
+    "region": "region",
+    "daily_cap": "daily_cap",
+}
 
 
 def _daily_cap(key: str, config: Mapping[str, Any]) -> tuple[Any, ...]:

@@ -18,6 +18,7 @@ from .codes import generate_code, hash_code
 from .config import Settings
 from .delivery import RetryDelivery, SenderTimedOut, call_sender
 from .dispatchers import LaunchJob
+from .events import emit_for
 from .guards import Guards
 from .history import REASON_LIMIT, history_entry
 from .hooks import ChannelSender, Hooks
@@ -101,17 +102,27 @@ class Launcher:
             )
             return alive is not None
 
+        left: dict[str, Any] | None = None  # the last entry of the channel given up
         for index in range(job.channel_index, len(channels)):
             channel = channels[index]
             now = self.clock()
+            if left is not None:
+                emit_for(
+                    session, "fallback", left["outcome"], channel=left["channel"],
+                    to_channel=channel.type, reason=left["reason"],
+                )
             sender = self.hooks.channel_senders.get(channel.type)
             if sender is None:
-                history.append(history_entry(index, channel.type, now, "skipped", "no sender"))
+                left = history_entry(index, channel.type, now, "skipped", "no sender")
+                history.append(left)
+                emit_for(session, "delivery", "skipped", channel=channel.type, reason="no sender")
                 continue
             assert widget is not None
             if not self.guards.allows_channel(channel.type, phone, widget.id):
                 reason = f"number type {phone.number_type}"
-                history.append(history_entry(index, channel.type, now, "refused", reason))
+                left = history_entry(index, channel.type, now, "refused", reason)
+                history.append(left)
+                emit_for(session, "delivery", "refused", channel=channel.type, reason=reason)
                 continue
             secret, message, payload = self._message(session, widget, index, now)
             delivered = self._deliver(
@@ -121,6 +132,7 @@ class Launcher:
                 self._note(session.id, history)
                 return None
             if not delivered:
+                left = history[-1]
                 continue
             updated = self.sessions.apply(
                 session.id,
@@ -188,6 +200,10 @@ class Launcher:
 
         def record(outcome: str, reason: str | None) -> None:
             history.append(history_entry(index, message.channel, self.clock(), outcome, reason))
+            emit_for(
+                session, "delivery", outcome, channel=message.channel, reason=reason,
+                seconds=time.monotonic() - called,
+            )
             if reason is not None:
                 logger.warning(
                     "sdkauth: channel %s %s for session %s: %s",
@@ -202,6 +218,7 @@ class Launcher:
             left = timeout - (time.monotonic() - started) if within_request else timeout
             if not still_ours():
                 return None
+            called = time.monotonic()
             try:
                 call_sender(sender, message, left)
             except SenderTimedOut:

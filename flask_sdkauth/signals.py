@@ -11,6 +11,7 @@ from blinker import Namespace
 
 __all__ = [
     "auth_error",
+    "auth_event",
     "channel_changed",
     "message_sent",
     "resend_channel",
@@ -38,3 +39,7 @@ auth_error = _signals.signal("error")
 #: (``rate_limit``, ``captcha``, ``region``, ``daily_cap`` or ``number_type``),
 #: ``widget_id``; no ``request_id`` (there may be no session).
 send_refused = _signals.signal("send-refused")
+#: Every fact of an authentication (a send's outcome, each delivery attempt and
+#: report, fallbacks, code checks, confirmations, completions), for metrics and
+#: audit records. Kwargs: ``event``, an :class:`~flask_sdkauth.events.AuthEvent`.
+auth_event = _signals.signal("auth-event")
