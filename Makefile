@@ -4,6 +4,9 @@ VENV := .venv
 BIN := $(VENV)/bin
 HOST ?= 127.0.0.1
 PORT ?= 5000
+# axe-core checks the widget's accessibility in the browser tests (tests/test_browser.py).
+AXE_VERSION := 4.14.1
+AXE := $(VENV)/axe/.installed-axe-core-$(AXE_VERSION)
 
 .PHONY: run test typecheck docs translations clean
 
@@ -15,8 +18,12 @@ $(VENV)/.installed-run: $(BIN)/python setup.cfg pyproject.toml
 	$(BIN)/python -m pip install --quiet -e ".[swagger-ui]"
 	touch $@
 
-$(VENV)/.installed-test: $(BIN)/python setup.cfg pyproject.toml
+$(VENV)/.installed-test: $(BIN)/python setup.cfg pyproject.toml $(AXE)
 	$(BIN)/python -m pip install --quiet -e ".[test,docs]"
+	touch $@
+
+$(AXE): $(BIN)/python
+	npm install --prefix $(VENV)/axe --no-save --no-audit --no-fund axe-core@$(AXE_VERSION)
 	touch $@
 
 ## Serve example_app on http://$(HOST):$(PORT) (SQLite, demo widget, codes in the log).
