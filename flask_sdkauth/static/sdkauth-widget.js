@@ -14,8 +14,13 @@
  * The flow follows the SDK contract: getWidget, send, long-poll the channel (and
  * keep polling after "sent"), checkCode or wait for a codeless confirmation,
  * resend, and on success a bubbling "sdkauth:success" event whose detail is
- * {requestId, recipient}. The host page posts those to its own backend, which must
- * call sdkauth.check_status_and_complete before trusting them.
+ * {requestId, recipient, e164}: the number as typed and, from send's
+ * Sdkauth-Recipient header, in E.164 form (null when the header cannot be read).
+ * The host page posts them to its own backend, which must call
+ * sdkauth.check_status_and_complete before trusting them.
+ *
+ * Every text shown is the widget's own, in its language (errors by their type);
+ * every request says that language in Accept-Language.
  */
 (function () {
   "use strict";
@@ -24,19 +29,23 @@
     return;
   }
 
+  var RECIPIENT_HEADER = "Sdkauth-Recipient";
+
   var TEXTS = {
     ru: {
       phoneLabel: "Номер телефона",
       phonePlaceholder: "+7 999 123-45-67",
       sendButton: "Получить код",
       sending: "Отправляем…",
+      numberLine: "Номер: {number}",
+      changeNumber: "Изменить номер",
       codeLabel: "Код из сообщения",
       codeSentBy: "Мы отправили код: {label}.",
       checkButton: "Подтвердить",
-      wrongCode: "Неверный код.",
       attemptsLeft: "Осталось попыток: {count}.",
       resendButton: "Отправить код ещё раз",
       resendIn: "Повторная отправка через {seconds} с",
+      retryIn: "Повторить через {seconds} с",
       resent: "Код отправлен ещё раз.",
       channelChanged: "Способ подтверждения изменился.",
       codelessWait: "Подтвердите вход: {label}.",
@@ -44,21 +53,51 @@
       success: "Номер подтверждён.",
       restart: "Начать заново",
       captchaRequired: "Подтвердите, что вы не робот.",
+      invalidPhone: "Проверьте номер: введите его в международном формате, например +7 999 123-45-67.",
+      wrongNumberPicked: "На телефоне выбрано другое число, поэтому вход остановлен. Начните заново.",
+      networkError: "Не удалось связаться с сервисом входа. Проверьте подключение и попробуйте ещё раз.",
       failed: "Не удалось выполнить запрос. Попробуйте ещё раз.",
       widgetBlocked: "Вход временно недоступен.",
+      // The contract's error types (errors.json), by type.
+      ResendChannelException: "Срок действия кода истёк. Начните заново.",
+      AttemptsExpiredException: "Количество попыток ввода кода исчерпано, запустите попытку авторизации заново",
+      NoAvailableChannelsException: "Не удалось отправить сообщение на этот номер. Начните заново.",
+      SessionClosedException: "Эта попытка входа завершена. Начните заново.",
+      ChannelChangedException: "Способ подтверждения изменился. Начните заново.",
+      InvalidCodeException: "Неверный код.",
+      IsCodelessChannelException: "Этот вход подтверждается на телефоне, без кода. Начните заново.",
+      ForbiddenException: "Вход здесь не разрешён. Обновите страницу и попробуйте ещё раз.",
+      WidgetIsBlockedException: "Вход заблокирован. Обратитесь в поддержку.",
+      WidgetNotFoundException: "Такой формы входа нет.",
+      SessionNotFoundException: "Попытка входа не найдена. Начните заново.",
+      LongPollingTimeoutException: "Сервер долго не отвечал. Попробуйте ещё раз.",
+      PhoneNumberMismatchException: "Номер не совпадает с номером этой попытки входа. Начните заново.",
+      RestartCooldownActiveException: "Отправить код ещё раз пока нельзя: подождите.",
+      SessionAlreadyConfirmedException: "Этот вход уже подтверждён.",
+      RateLimitException: "Слишком много попыток. Подождите и попробуйте ещё раз.",
+      CaptchaNotConfirmedException: "Проверка «я не робот» не пройдена. Начните заново.",
+      ValidateError: "Проверьте введённые данные.",
+      NoConnectionException: "Сервис входа сейчас недоступен. Попробуйте позже.",
+      InternalServerErrorException: "На сервере произошла ошибка. Попробуйте позже.",
+      BadRequestException: "Сервер не понял запрос. Начните заново.",
+      RequestNotFoundException: "Запрос не найден. Начните заново.",
+      Unauthorized: "Страница входа устарела. Обновите её и попробуйте ещё раз.",
+      SessionTimeoutException: "Время на вход истекло. Начните заново.",
     },
     en: {
       phoneLabel: "Phone number",
       phonePlaceholder: "+1 201 555 0123",
       sendButton: "Get a code",
       sending: "Sending…",
+      numberLine: "Number: {number}",
+      changeNumber: "Change number",
       codeLabel: "Code from the message",
       codeSentBy: "We sent you a code: {label}.",
       checkButton: "Confirm",
-      wrongCode: "Wrong code.",
       attemptsLeft: "Attempts left: {count}.",
       resendButton: "Send the code again",
       resendIn: "You can ask again in {seconds} s",
+      retryIn: "Try again in {seconds} s",
       resent: "The code was sent again.",
       channelChanged: "The way to confirm has changed.",
       codelessWait: "Confirm the sign-in: {label}.",
@@ -66,10 +105,50 @@
       success: "Your number is confirmed.",
       restart: "Start again",
       captchaRequired: "Please confirm you are not a robot.",
+      invalidPhone: "Check the number: enter it in international format, for example +1 201 555 0123.",
+      wrongNumberPicked: "A different number was picked on the phone, so this sign-in was stopped. Start again.",
+      networkError: "Could not reach the sign-in service. Check your connection and try again.",
       failed: "The request failed. Please try again.",
       widgetBlocked: "Sign-in is not available right now.",
+      ResendChannelException: "The code has expired. Start again.",
+      AttemptsExpiredException: "No attempts left to enter the code. Start again.",
+      NoAvailableChannelsException: "We could not send a message to this number. Start again.",
+      SessionClosedException: "This sign-in has ended. Start again.",
+      ChannelChangedException: "The way to confirm has changed. Start again.",
+      InvalidCodeException: "Wrong code.",
+      IsCodelessChannelException: "This sign-in is confirmed on the phone, not with a code. Start again.",
+      ForbiddenException: "Sign-in is not allowed here. Reload the page and try again.",
+      WidgetIsBlockedException: "Sign-in is blocked. Please contact support.",
+      WidgetNotFoundException: "This sign-in form does not exist.",
+      SessionNotFoundException: "This sign-in was not found. Start again.",
+      LongPollingTimeoutException: "The server took too long to answer. Please try again.",
+      PhoneNumberMismatchException: "The number does not match this sign-in. Start again.",
+      RestartCooldownActiveException: "It is too early to send the code again. Please wait.",
+      SessionAlreadyConfirmedException: "This sign-in is already confirmed.",
+      RateLimitException: "Too many attempts. Please wait and try again.",
+      CaptchaNotConfirmedException: "The check that you are not a robot did not pass. Start again.",
+      ValidateError: "Please check what you entered.",
+      NoConnectionException: "The sign-in service is not available right now. Please try later.",
+      InternalServerErrorException: "Something went wrong on the server. Please try later.",
+      BadRequestException: "The server did not understand the request. Start again.",
+      RequestNotFoundException: "This request was not found. Start again.",
+      Unauthorized: "The sign-in page has expired. Reload it and try again.",
+      SessionTimeoutException: "The time for this sign-in is up. Start again.",
     },
   };
+
+  // Other names of the same errors (an SDK-level alias and legacy spellings).
+  var SAME_TEXT = {
+    CommonForbiddenException: "ForbiddenException",
+    FormNotFoundException: "WidgetNotFoundException",
+    FormIsBlockedException: "WidgetIsBlockedException",
+    AttempsExpiredException: "AttemptsExpiredException",
+  };
+  Object.keys(TEXTS).forEach(function (lang) {
+    Object.keys(SAME_TEXT).forEach(function (type) {
+      TEXTS[lang][type] = TEXTS[lang][SAME_TEXT[type]];
+    });
+  });
 
   var CAPTCHA_SCRIPTS = {
     google: "https://www.google.com/recaptcha/api.js?render=",
@@ -94,10 +173,34 @@
     return node;
   }
 
-  function ApiError(body, status) {
+  // Seconds from a Retry-After header (seconds, or an HTTP date); null without one.
+  function retryAfter(response) {
+    var value = response.headers.get("Retry-After");
+    if (!value) return null;
+    var seconds = /^\d+$/.test(value) ? Number(value) : (Date.parse(value) - Date.now()) / 1000;
+    return isNaN(seconds) ? null : Math.max(0, Math.ceil(seconds));
+  }
+
+  function ApiError(body, response) {
     this.type = (body && body.type) || "InternalServerErrorException";
-    this.message = (body && body.message) || "";
-    this.status = status;
+    this.status = response ? response.status : 0;
+    this.retryAfter = response ? retryAfter(response) : null;
+  }
+
+  // The browser refused the request (CORS, no network): no response to read.
+  function NetworkError(url, failure) {
+    this.type = "NetworkError";
+    this.network = true;
+    this.aborted = !!failure && failure.name === "AbortError";
+    if (!this.aborted && window.console) {
+      window.console.error(
+        "flask-sdkauth widget: the browser could not reach " + url + " (" + failure + "). " +
+        "If the sign-in routes are on another origin than this page, that server must " +
+        "answer CORS for this page's origin (the Authorization, Content-Type and " +
+        "Accept-Language request headers; expose Sdkauth-Recipient and Retry-After): " +
+        "see the CORS section of docs/deployment.rst."
+      );
+    }
   }
 
   function Widget(container) {
@@ -109,11 +212,13 @@
     this.siteKey = container.getAttribute("data-captcha-site-key") || "";
     var lang = (container.getAttribute("data-lang") || document.documentElement.lang || "ru")
       .slice(0, 2).toLowerCase();
-    this.texts = Object.assign({}, TEXTS[lang] || TEXTS.ru,
+    this.lang = TEXTS[lang] ? lang : "ru";
+    this.texts = Object.assign({}, TEXTS[this.lang],
       JSON.parse(container.getAttribute("data-texts") || "{}"));
-    this.flow = 0;  // bumps on every new attempt, so stale loops stop
+    this.flow = 0;  // bumps whenever an attempt ends, so that its loops stop
+    this.timers = [];
     this.build();
-    this.start();
+    this.start("");
   }
 
   Widget.prototype.t = function (key, values) {
@@ -122,11 +227,12 @@
 
   Widget.prototype.build = function () {
     var id = "sdkauth-" + Math.random().toString(36).slice(2);
-    this.ids = { phone: id + "-phone", code: id + "-code" };
+    this.ids = { phone: id + "-phone", code: id + "-code", error: id + "-error" };
+    this.container.setAttribute("lang", this.lang);
     this.title = element("h2", { class: "sdkauth-title" });
     this.body = element("div", { class: "sdkauth-body" });
     this.status = element("p", { class: "sdkauth-status", "aria-live": "polite" });
-    this.error = element("p", { class: "sdkauth-error", role: "alert" });
+    this.error = element("p", { id: this.ids.error, class: "sdkauth-error", role: "alert" });
     this.container.textContent = "";
     this.container.appendChild(this.title);
     this.container.appendChild(this.body);
@@ -135,25 +241,92 @@
   };
 
   Widget.prototype.say = function (text) { this.status.textContent = text || ""; };
-  Widget.prototype.fail = function (text) { this.error.textContent = text || ""; };
+
+  // Show an error (or clear it with ""). `field` is the control it concerns: it gets
+  // aria-describedby pointing at the error, and aria-invalid when `invalid`.
+  // An error always replaces the status line, so no "Sending…" stays beside it.
+  Widget.prototype.fail = function (text, field, invalid) {
+    if (this.marked) {
+      this.marked.removeAttribute("aria-invalid");
+      this.marked.removeAttribute("aria-describedby");
+      this.marked = null;
+    }
+    this.error.textContent = text || "";
+    if (!text) return;
+    this.say("");
+    if (field) {
+      field.setAttribute("aria-describedby", this.ids.error);
+      if (invalid) field.setAttribute("aria-invalid", "true");
+      this.marked = field;
+    }
+  };
+
+  // The user edits the input an error marked invalid: it is no longer known to be.
+  Widget.prototype.watchEdits = function (input) {
+    input.addEventListener("input", function () { input.removeAttribute("aria-invalid"); });
+  };
+
+  // A new step: new content, no old status or error, no running countdowns.
+  Widget.prototype.step = function (children) {
+    var self = this;
+    self.clearTimers();
+    self.fail("");
+    self.say("");
+    self.body.textContent = "";
+    (children || []).forEach(function (child) { if (child) self.body.appendChild(child); });
+  };
+
+  Widget.prototype.clearTimers = function () {
+    this.timers.forEach(function (timer) { clearInterval(timer); });
+    this.timers = [];
+  };
+
+  // End the current attempt: its loops stop and its requests in flight are aborted.
+  Widget.prototype.stop = function () {
+    this.flow += 1;
+    this.session = null;
+    this.clearTimers();
+    if (this.aborter) this.aborter.abort();
+    this.aborter = window.AbortController ? new AbortController() : null;
+  };
+
+  Widget.prototype.errorText = function (error, session) {
+    if (error && error.network) return this.t("networkError");
+    var type = error && error.type;
+    var channel = session && session.channel;
+    if (type === "AttemptsExpiredException" && channel && channel.codeType === "codeless" &&
+        channel.payload && channel.payload.matchNumber) {
+      // With number matching a wrong pick on the phone ends the session at once.
+      return this.t("wrongNumberPicked");
+    }
+    return this.texts[type] ? this.t(type) : this.t("failed");
+  };
 
   // -- HTTP --------------------------------------------------------------------
+
+  Widget.prototype.http = function (url, options) {
+    var signal = this.aborter ? this.aborter.signal : undefined;
+    options.headers["Accept-Language"] = this.lang;
+    options.signal = signal;
+    return fetch(url, options).catch(function (failure) { throw new NetworkError(url, failure); });
+  };
 
   Widget.prototype.getToken = function () {
     var self = this;
     if (self.token || !self.tokenUrl) return Promise.resolve(self.token);
-    return fetch(self.tokenUrl, { credentials: "same-origin" })
+    return self.http(self.tokenUrl, { headers: { Accept: "application/json" }, credentials: "same-origin" })
       .then(function (response) { return response.json(); })
       .then(function (body) { self.token = body.token; return self.token; });
   };
 
-  Widget.prototype.call = function (method, path, body) {
+  // Resolves to {data, response}; rejects with an ApiError or a NetworkError.
+  Widget.prototype.request = function (method, path, body) {
     var self = this;
     return self.getToken().then(function (token) {
       var headers = { Accept: "application/json" };
       if (token) headers.Authorization = "Bearer " + token;
       if (body !== undefined) headers["Content-Type"] = "application/json";
-      return fetch(self.api + path, {
+      return self.http(self.api + path, {
         method: method,
         headers: headers,
         body: body === undefined ? undefined : JSON.stringify(body),
@@ -161,36 +334,43 @@
       });
     }).then(function (response) {
       return response.json().catch(function () { return null; }).then(function (data) {
-        if (response.ok) return data;
-        throw new ApiError(data, response.status);
+        if (response.ok) return { data: data, response: response };
+        throw new ApiError(data, response);
       });
     });
   };
 
+  Widget.prototype.call = function (method, path, body) {
+    return this.request(method, path, body).then(function (answer) { return answer.data; });
+  };
+
   // -- steps ---------------------------------------------------------------------
 
-  Widget.prototype.start = function () {
+  Widget.prototype.start = function (prefill) {
     var self = this;
-    self.flow += 1;
-    self.fail("");
-    self.say("");
+    self.stop();
+    self.step([]);
+    var flow = self.flow;
     self.call("GET", "/widget/" + self.widgetId).then(function (widget) {
+      if (self.flow !== flow) return;
       self.title.textContent = widget.name;
       if (widget.isBlocked || !widget.isActive) {
-        self.body.textContent = "";
+        self.step([]);
         self.fail(self.t("widgetBlocked"));
         return;
       }
-      self.showPhoneForm(widget);
-    }).catch(function (error) { self.showError(error); });
+      self.showPhoneForm(widget, prefill);
+    }).catch(function (error) { if (self.flow === flow) self.showError(error); });
   };
 
-  Widget.prototype.showPhoneForm = function (widget) {
+  Widget.prototype.showPhoneForm = function (widget, prefill) {
     var self = this;
     var input = element("input", {
       id: self.ids.phone, type: "tel", name: "recipient", autocomplete: "tel",
       required: "required", placeholder: self.t("phonePlaceholder"),
     });
+    input.value = prefill || "";
+    self.watchEdits(input);
     var captchaBox = element("div", { class: "sdkauth-captcha" });
     var button = element("button", { type: "submit", text: self.t("sendButton") });
     var form = element("form", { class: "sdkauth-phone", novalidate: "novalidate" }, [
@@ -198,18 +378,17 @@
       input, captchaBox, button,
     ]);
     self.captchaToken = null;
+    form.addEventListener("submit", function (event) {
+      event.preventDefault();
+      if (button.disabled) return;  // a send is on its way, or the limit's wait runs
+      button.disabled = true;
+      self.send(input.value.trim(), input, button);
+    });
+    self.step([form]);
     if (widget.captchaIsRequired && widget.captchaProvider) {
       self.say(self.t("captchaRequired"));
       self.renderCaptcha(widget.captchaProvider, captchaBox);
     }
-    form.addEventListener("submit", function (event) {
-      event.preventDefault();
-      if (button.disabled) return;  // a send is already on its way
-      button.disabled = true;
-      self.send(input.value.trim()).then(function () { button.disabled = false; });
-    });
-    self.body.textContent = "";
-    self.body.appendChild(form);
     input.focus();
   };
 
@@ -241,19 +420,77 @@
     });
   };
 
-  Widget.prototype.send = function (recipient) {
+  Widget.prototype.send = function (recipient, input, button) {
     var self = this;
+    var flow = self.flow;
     self.fail("");
     self.say(self.t("sending"));
     return self.freshCaptchaToken().then(function (captchaToken) {
       var body = { widgetId: self.widgetId, recipient: recipient };
       if (captchaToken) body.captchaToken = captchaToken;
-      return self.call("POST", "/", body);
+      return self.request("POST", "/", body);
     }).then(function (answer) {
-      self.flow += 1;
-      self.session = { requestId: answer.requestId, recipient: recipient, flow: self.flow };
+      if (self.flow !== flow) return;
+      self.session = {
+        requestId: answer.data.requestId,
+        recipient: recipient,
+        e164: answer.response.headers.get(RECIPIENT_HEADER) || null,
+        flow: self.flow,
+      };
       self.pollChannel(self.session);
-    }).catch(function (error) { self.showError(error); });
+    }).catch(function (error) {
+      if (self.flow !== flow || error.aborted) return;
+      button.disabled = false;
+      if (error.type === "ValidateError") {
+        // The number is what the user can correct: the form stays, the input says why.
+        self.fail(self.t("invalidPhone"), input, true);
+        input.focus();
+      } else if (error.type === "RateLimitException") {
+        self.refuse(error, button, "sendButton", input);
+      } else if (error.network) {
+        self.fail(self.t("networkError"), button);  // the same button tries again
+        button.focus();
+      } else {
+        self.showError(error);
+      }
+    });
+  };
+
+  // A 429: the refused button waits out Retry-After, counting down on its face,
+  // while the error says to wait; the focus goes to `focus` (the button is disabled).
+  Widget.prototype.refuse = function (error, button, labelKey, focus, waitKey) {
+    var self = this;
+    var text = self.t("RateLimitException");
+    self.fail(text, focus || null);
+    if (focus) focus.focus();
+    if (!error.retryAfter) return;
+    self.countdown(button, error.retryAfter, labelKey, waitKey || "retryIn", function () {
+      if (self.error.textContent === text) self.fail("");
+    });
+  };
+
+  // Disable `button` for `seconds`, showing the seconds left (text `waitKey`), then
+  // give it back its label (`labelKey`) and call `done`.
+  Widget.prototype.countdown = function (button, seconds, labelKey, waitKey, done) {
+    var self = this;
+    var until = Date.now() + seconds * 1000;
+    var timer = setInterval(tick, 1000);
+    self.timers.push(timer);
+    button.sdkauthWaiting = true;
+    function tick() {
+      var left = Math.ceil((until - Date.now()) / 1000);
+      if (left > 0) {
+        button.disabled = true;
+        button.textContent = self.t(waitKey, { seconds: left });
+        return;
+      }
+      clearInterval(timer);
+      button.sdkauthWaiting = false;
+      button.disabled = false;
+      button.textContent = self.t(labelKey);
+      if (done) done();
+    }
+    tick();
   };
 
   Widget.prototype.alive = function (session) {
@@ -302,18 +539,20 @@
 
   Widget.prototype.handleSessionError = function (session, error, loop) {
     var self = this;
+    if (!self.alive(session)) return;
     if (error.type === "ResendChannelException") {
       return self.restartChannel(session)
         .then(function () { if (loop) loop(session); })
-        .catch(function (again) { self.showError(again); });
+        .catch(function (again) { if (self.alive(session)) self.showError(again, session); });
     }
-    if (error.type === "ChannelChangedException") {
-      self.say(self.t("channelChanged"));
-      return self.refetchChannel(session).catch(function (again) {
+    if (error.type === "ChannelChangedException" || error.type === "IsCodelessChannelException") {
+      return self.refetchChannel(session).then(function () {
+        if (self.alive(session)) self.say(self.t("channelChanged"));
+      }, function (again) {
         return self.handleSessionError(session, again, loop);
       });
     }
-    self.showError(error);
+    self.showError(error, session);
   };
 
   Widget.prototype.showChannel = function (session, channel) {
@@ -324,13 +563,24 @@
     if (session.drawn === key) return;
     session.drawn = key;
     if (channel.status === "wait") {
-      this.body.textContent = "";
+      this.step([this.recipientBox(session)]);
       this.say(this.t("sending"));
     } else if (channel.status === "sent" && channel.codeType === "codeless") {
       this.showCodeless(session, channel);
     } else if (channel.status === "sent") {
       this.showCodeForm(session, channel);
     }
+  };
+
+  // The number the session runs for, and the way back to the phone form.
+  Widget.prototype.recipientBox = function (session) {
+    var self = this;
+    var change = element("button", { type: "button", class: "sdkauth-change", text: self.t("changeNumber") });
+    change.addEventListener("click", function () { self.start(session.recipient); });
+    return element("div", { class: "sdkauth-recipient" }, [
+      element("p", { text: self.t("numberLine", { number: session.e164 || session.recipient }) }),
+      change,
+    ]);
   };
 
   Widget.prototype.showCodeForm = function (session, channel) {
@@ -340,6 +590,7 @@
       id: self.ids.code, name: "code", inputmode: "numeric", autocomplete: "one-time-code",
       pattern: "[0-9]*", maxlength: String(length), size: String(length), required: "required",
     });
+    self.watchEdits(input);
     var check = element("button", { type: "submit", text: self.t("checkButton") });
     var resend = element("button", { type: "button", class: "sdkauth-resend", text: self.t("resendButton") });
     self.attempts = element("p", { class: "sdkauth-attempts" });
@@ -350,19 +601,17 @@
     ]);
     form.addEventListener("submit", function (event) {
       event.preventDefault();
-      if (check.disabled) return;  // a check is already on its way
+      if (check.disabled) return;  // a check is on its way, or the limit's wait runs
       check.disabled = true;
-      self.checkCode(session, input.value.trim()).then(function () {
-        check.disabled = false;
-        input.select();
+      self.checkCode(session, input.value.trim(), input, check).then(function () {
+        if (!check.sdkauthWaiting) check.disabled = false;
       });
     });
-    resend.addEventListener("click", function () { self.resend(session); });
-    self.body.textContent = "";
-    self.body.appendChild(form);
+    resend.addEventListener("click", function () { self.resend(session, resend, input); });
+    self.step([self.recipientBox(session), form]);
     self.updateAttempts(channel);
-    self.startCooldown(session, resend, (channel.settings && channel.settings.restartCooldown) || 0);
-    self.say("");
+    var cooldown = (channel.settings && channel.settings.restartCooldown) || 0;
+    self.countdown(resend, cooldown, "resendButton", "resendIn");
     input.focus();
   };
 
@@ -372,52 +621,43 @@
     }
   };
 
-  Widget.prototype.startCooldown = function (session, button, seconds) {
-    var self = this;
-    var until = Date.now() + seconds * 1000;
-    clearInterval(self.cooldownTimer);
-    function tick() {
-      var left = Math.ceil((until - Date.now()) / 1000);
-      if (!self.alive(session) || left <= 0) {
-        clearInterval(self.cooldownTimer);
-        button.disabled = false;
-        button.textContent = self.t("resendButton");
-        return;
-      }
-      button.disabled = true;
-      button.textContent = self.t("resendIn", { seconds: left });
-    }
-    tick();
-    self.cooldownTimer = setInterval(tick, 1000);
-  };
-
-  Widget.prototype.checkCode = function (session, code) {
+  Widget.prototype.checkCode = function (session, code, input, check) {
     var self = this;
     self.fail("");
     return self.call("POST", "/" + session.requestId + "/checkCode", { code: code })
-      .then(function () { self.succeed(session); })
+      .then(function () { if (self.alive(session)) self.succeed(session); })
       .catch(function (error) {
-        if (error.type === "InvalidCodeException") {
-          self.fail(self.t("wrongCode"));
+        if (!self.alive(session)) return;
+        if (error.type === "InvalidCodeException" || error.type === "ValidateError") {
+          // The user can correct the code: keep the form, mark the input and focus it.
+          self.fail(self.t(error.type), input, true);
+          input.focus();
+          input.select();
           return self.refetchChannel(session).catch(function () {});
         }
-        if (error.type === "ResendChannelException" || error.type === "ChannelChangedException") {
-          return self.handleSessionError(session, error, null);
+        if (error.type === "RateLimitException") return self.refuse(error, check, "checkButton", input);
+        if (error.network) {
+          self.fail(self.t("networkError"), check);
+          return check.focus();
         }
-        self.showError(error);
+        return self.handleSessionError(session, error, null);
       });
   };
 
-  Widget.prototype.resend = function (session) {
+  Widget.prototype.resend = function (session, button, input) {
     var self = this;
     self.fail("");
     return self.call("POST", "/" + session.requestId + "/resend").then(function () {
       session.drawn = null;
-      return self.refetchChannel(session).then(function () { self.say(self.t("resent")); });
+      return self.refetchChannel(session).then(function () {
+        if (self.alive(session)) self.say(self.t("resent"));
+      });
     }).catch(function (error) {
-      if (error.type === "RestartCooldownActiveException") return self.fail(error.message);
-      if (error.type === "ResendChannelException") return self.handleSessionError(session, error, null);
-      self.showError(error);
+      if (!self.alive(session)) return;
+      if (error.type === "RestartCooldownActiveException") return self.fail(self.t(error.type), button);
+      if (error.type === "RateLimitException") return self.refuse(error, button, "resendButton", input, "resendIn");
+      if (error.network) return self.fail(self.t("networkError"), button);
+      self.handleSessionError(session, error, null);
     });
   };
 
@@ -428,9 +668,7 @@
     if (number) {
       children.push(element("p", { class: "sdkauth-match", text: self.t("matchNumber", { number: number }) }));
     }
-    self.body.textContent = "";
-    self.body.appendChild(element("div", { class: "sdkauth-codeless" }, children));
-    self.say("");
+    self.step([self.recipientBox(session), element("div", { class: "sdkauth-codeless" }, children)]);
     self.pollStatus(session);
   };
 
@@ -456,34 +694,31 @@
   Widget.prototype.succeed = function (session) {
     if (session.done) return;
     session.done = true;
-    this.flow += 1;  // stop the loops of this session
-    clearInterval(this.cooldownTimer);
-    this.body.textContent = "";
-    this.fail("");
+    this.stop();
+    this.step([]);
     this.say(this.t("success"));
     this.container.classList.add("sdkauth-done");
     this.container.dispatchEvent(new CustomEvent("sdkauth:success", {
       bubbles: true,
-      detail: { requestId: session.requestId, recipient: session.recipient },
+      detail: { requestId: session.requestId, recipient: session.recipient, e164: session.e164 },
     }));
   };
 
-  Widget.prototype.showError = function (error) {
+  // An error that ends the attempt: its text and a "start again" button.
+  Widget.prototype.showError = function (error, session) {
     var self = this;
-    var message = (error && error.message) || self.t("failed");
-    if (error && error.type === "ValidateError") {
-      self.fail(message);
-      return;  // the form stays; the user corrects the input
-    }
-    self.flow += 1;
-    self.session = null;
-    clearInterval(self.cooldownTimer);
-    self.fail(message);
-    self.say("");
+    if (error && (error.aborted || error.name === "AbortError")) return;
+    var message = self.errorText(error, session);
+    self.stop();
     var again = element("button", { type: "button", class: "sdkauth-restart", text: self.t("restart") });
-    again.addEventListener("click", function () { self.start(); });
-    self.body.textContent = "";
-    self.body.appendChild(again);
+    again.addEventListener("click", function () { self.start(session ? session.recipient : ""); });
+    self.step([again]);
+    // The focus goes to the button that is the way on, described by the error: a
+    // screen reader then reads "Start again, button" and the error together, even
+    // where it drops the role="alert" announcement because the focus moved at the
+    // same moment; focusing the error paragraph instead would leave the user one
+    // Tab away from the only thing left to do.
+    self.fail(message, again);
     again.focus();
     self.container.dispatchEvent(new CustomEvent("sdkauth:error", {
       bubbles: true, detail: { type: error && error.type, message: message },
