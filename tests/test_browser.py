@@ -2,24 +2,33 @@
 
 A person's view of every path: the code path, a wrong code then the right one,
 fallback to the second channel, resend after the cooldown, attempts exhausted, and
-the codeless path. Each test saves a screenshot of its final state in its temporary
-folder.
+the codeless path; then the widget's own behaviour: no stale status beside an
+error, the number and "change number", Retry-After countdowns, accessible errors,
+theming and small screens, its texts for every error type and its Accept-Language,
+a refused fetch, and axe-core's accessibility check of every state in light and
+dark colour schemes. Most of those run at a phone's width (375 px) and a desktop's
+(1280 px). Each test saves a screenshot of its final state in its temporary folder.
 
 Needs Debian's ``chromium`` and the ``playwright`` Python package (no browser
-download: Playwright drives /usr/bin/chromium). Without them the tests are skipped
-with the reason, unless ``SDKAUTH_REQUIRE_BROWSER=1`` (set by ``.ci/run``), which
-turns a missing browser into a failure.
+download: Playwright drives /usr/bin/chromium), and for the accessibility checks
+axe-core from npm in ``.venv/axe`` (``make test`` installs it). Without them the
+tests are skipped with the reason, unless ``SDKAUTH_REQUIRE_BROWSER=1`` (set by
+``.ci/run``), which turns a missing browser or axe-core into a failure.
+
+Countdowns run on Playwright's fake clock (``page.clock``), paused, so that the
+seconds shown are exact and nothing waits for real time to pass.
 """
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import re
 import shutil
 import socket
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -42,6 +51,8 @@ if _missing and not REQUIRED:
 
 PHONE = "+79991234567"
 TIMEOUT_MS = 15_000
+WIDTHS = (375, 1280)
+AXE_JS = Path(__file__).parent.parent / ".venv" / "axe" / "node_modules" / "axe-core" / "axe.min.js"
 
 
 class DevLog(logging.Handler):
@@ -61,7 +72,8 @@ class DevLog(logging.Handler):
         ]
 
     def last_code(self) -> str:
-        return re.search(r"Код подтверждения: (\d+)", self.messages()[-1]).group(1)
+        # The dev sender writes the text in the session's language.
+        return re.search(r"(?:Код подтверждения|Verification code): (\d+)", self.messages()[-1]).group(1)
 
     def last_link(self) -> str:
         return re.search(r"open (\S+)", self.messages()[-1]).group(1)
@@ -117,13 +129,70 @@ def example(tmp_path) -> Iterator:
 
 
 @pytest.fixture
-def page(browser, tmp_path, request) -> Iterator[Page]:
-    context = browser.new_context(locale="ru-RU")
-    page = context.new_page()
-    page.set_default_timeout(TIMEOUT_MS)
-    yield page
-    page.screenshot(path=str(tmp_path / f"{request.node.name}.png"), full_page=True)
-    context.close()
+def new_page(browser, tmp_path, request) -> Iterator[Callable[..., Page]]:
+    """``new_page(width=1280, color_scheme="light", locale="ru-RU", clock=False)``: a
+    page in a context of its own; ``clock=True`` installs Playwright's fake clock.
+    Each page's last state is saved as a screenshot."""
+    pages: list[Page] = []
+
+    def new(
+        *, width: int = 1280, color_scheme: str = "light", locale: str = "ru-RU", clock: bool = False
+    ) -> Page:
+        context = browser.new_context(
+            locale=locale, color_scheme=color_scheme, viewport={"width": width, "height": 800}
+        )
+        page = context.new_page()
+        page.set_default_timeout(TIMEOUT_MS)
+        if clock:
+            page.clock.install()
+        pages.append(page)
+        return page
+
+    yield new
+    for index, page in enumerate(pages):
+        suffix = f"-{index}" if index else ""
+        page.screenshot(path=str(tmp_path / f"{request.node.name}{suffix}.png"), full_page=True)
+        page.context.close()
+
+
+@pytest.fixture
+def page(new_page) -> Page:
+    return new_page()
+
+
+@pytest.fixture(params=WIDTHS, ids=lambda width: f"{width}px")
+def width(request) -> int:
+    """The viewport width: a phone's and a desktop's."""
+    return request.param
+
+
+@pytest.fixture
+def screen(new_page, width) -> Page:
+    """A page at each of the two widths."""
+    return new_page(width=width)
+
+
+@pytest.fixture
+def axe() -> Callable[[Page, str], None]:
+    """``axe(page, state)``: run axe-core on the page; no serious or critical violation."""
+    if not AXE_JS.exists():
+        reason = f"the accessibility checks need axe-core at {AXE_JS} (make test installs it)"
+        if REQUIRED:
+            pytest.fail(reason)
+        pytest.skip(reason)
+
+    def check(page: Page, state: str) -> None:
+        if not page.evaluate("typeof window.axe !== 'undefined'"):
+            page.add_script_tag(path=str(AXE_JS))
+        violations = page.evaluate(
+            """async () => (await axe.run(document, {resultTypes: ["violations"]})).violations
+                .filter((v) => v.impact === "serious" || v.impact === "critical")
+                .map((v) => ({rule: v.id, impact: v.impact, help: v.help,
+                              nodes: v.nodes.map((n) => n.target.join(" ") + ": " + n.failureSummary)}))"""
+        )
+        assert violations == [], f"{state}: {json.dumps(violations, ensure_ascii=False, indent=1)}"
+
+    return check
 
 
 def _request_code(page: Page, url: str) -> None:
@@ -234,3 +303,331 @@ def test_english_texts_follow_the_page_language(example, page):
     page.goto(url + "/?lang=en")
     expect(page.get_by_label("Phone number")).to_be_visible()
     expect(page.get_by_role("button", name="Get a code")).to_be_visible()
+
+
+# -- the widget's own behaviour, at a phone's and a desktop's width ------------------
+
+TYPED = "+7 999 123-45-67"  # how a person types PHONE
+OTHER = "+79991234568"
+EN = {
+    "phone": "Phone number",
+    "send": "Get a code",
+    "code": "Code from the message",
+    "change": "Change number",
+    "restart": "Start again",
+}
+RECORDER = """
+window.__sdkauth = {statuses: [], errors: []};
+document.addEventListener("sdkauth:error", (event) => window.__sdkauth.errors.push(event.detail));
+new MutationObserver(() => {
+  document.querySelectorAll(".sdkauth-status").forEach((node) => {
+    const seen = window.__sdkauth.statuses;
+    if (node.textContent && seen[seen.length - 1] !== node.textContent) seen.push(node.textContent);
+  });
+}).observe(document, {subtree: true, childList: true, characterData: true});
+"""
+
+
+def _record(page: Page) -> None:
+    """Keep every text the status line showed, and the sdkauth:error details."""
+    page.add_init_script(RECORDER)
+
+
+def _statuses(page: Page) -> list[str]:
+    return page.evaluate("window.__sdkauth.statuses")
+
+
+def _error(page: Page):
+    return page.locator(".sdkauth-error")
+
+
+def _status(page: Page):
+    return page.locator(".sdkauth-status")
+
+
+def _freeze_clock(page: Page) -> None:
+    """Stop the page's (installed) fake clock: from now on only run_for moves it."""
+    page.clock.pause_at(page.evaluate("Date.now()") + 1000)
+
+
+def _wrong(code: str) -> str:
+    return str((int(code) + 1) % 10**6).zfill(6)
+
+
+def _is_send(url: str) -> Callable[..., bool]:
+    return lambda response: response.request.method == "POST" and response.url == url + "/"
+
+
+def _capture_form_submit(page: Page) -> list[dict]:
+    """What the page posts to /formSubmit: the sdkauth:success event's detail."""
+    posted: list[dict] = []
+
+    def handle(route):
+        posted.append(route.request.post_data_json)
+        route.continue_()
+
+    page.route("**/formSubmit", handle)
+    return posted
+
+
+# 1. No stale status beside an error; a new step clears old errors.
+
+
+def test_a_refused_number_replaces_the_sending_status_and_the_next_step_clears_it(example, screen):
+    url, log = example()
+    page = screen
+    _record(page)
+    page.goto(url)
+    page.get_by_label("Номер телефона").fill("12")
+    page.get_by_role("button", name="Получить код").click()
+    expect(page.get_by_role("alert")).to_have_text(
+        "Проверьте номер: введите его в международном формате, например +7 999 123-45-67."
+    )
+    expect(_status(page)).to_be_empty()
+    assert _statuses(page) == ["Отправляем…"]  # it was shown, then cleared
+    page.get_by_label("Номер телефона").fill(PHONE)
+    page.get_by_role("button", name="Получить код").click()
+    expect(page.get_by_label("Код из сообщения")).to_be_visible()
+    expect(_error(page)).to_be_empty()
+
+
+def test_an_error_after_a_status_clears_it_and_resend_clears_the_error(example, screen):
+    url, log = example({"DEMO_CHANNEL_SETTINGS": {"restartCooldown": 0}})
+    page = screen
+    _request_code(page, url)
+    _enter(page, _wrong(log.last_code()))
+    expect(page.get_by_role("alert")).to_have_text("Неверный код.")
+    page.get_by_role("button", name="Отправить код ещё раз").click()
+    expect(_status(page)).to_have_text("Код отправлен ещё раз.")
+    expect(_error(page)).to_be_empty()  # the new step cleared the old error
+    _enter(page, _wrong(log.last_code()))
+    expect(page.get_by_role("alert")).to_have_text("Неверный код.")
+    expect(_status(page)).to_be_empty()
+
+
+def test_a_failed_delivery_ends_with_no_sending_status(example, screen):
+    url, log = example({"DEV_FAILING_CHANNELS": ["sms", "voice"]})
+    page = screen
+    _record(page)
+    page.goto(url)
+    page.get_by_label("Номер телефона").fill(PHONE)
+    page.get_by_role("button", name="Получить код").click()
+    expect(page.get_by_role("alert")).to_have_text(
+        "Не удалось отправить сообщение на этот номер. Начните заново."
+    )
+    expect(_status(page)).to_be_empty()
+    assert "Отправляем…" in _statuses(page)
+    expect(page.get_by_role("button", name="Начать заново")).to_be_focused()
+
+
+# 2. The number on the code and codeless steps, and "change number".
+
+
+def test_the_code_step_shows_the_number_and_change_number_starts_over(example, screen):
+    url, log = example()
+    page = screen
+    posted = _capture_form_submit(page)
+    page.goto(url)
+    page.get_by_label("Номер телефона").fill(TYPED)
+    with page.expect_response(_is_send(url)) as sent:
+        page.get_by_role("button", name="Получить код").click()
+    old = sent.value.json()["requestId"]
+    expect(page.get_by_label("Код из сообщения")).to_be_visible()
+    expect(page.get_by_text(f"Номер: {PHONE}", exact=True)).to_be_visible()  # the server's E.164
+
+    # The old session's channel long poll is waiting; changing the number aborts it.
+    with page.expect_event("requestfailed", lambda request: old in request.url):
+        page.get_by_role("button", name="Изменить номер").click()
+    later: list[str] = []
+    page.on("request", lambda request: later.append(request.url))
+    phone = page.get_by_label("Номер телефона")
+    expect(phone).to_have_value(TYPED)  # as typed
+    expect(phone).to_be_focused()
+
+    phone.fill("+7 999 123-45-68")
+    with page.expect_response(_is_send(url)) as sent:
+        phone.press("Enter")
+    new = sent.value.json()["requestId"]
+    expect(page.get_by_text(f"Номер: {OTHER}", exact=True)).to_be_visible()
+    _enter(page, log.last_code())
+    expect(page.locator("#signed-in")).to_contain_text(f"Вы вошли как {OTHER}")
+    assert posted == [{"requestId": new, "recipient": "+7 999 123-45-68", "e164": OTHER}]
+    assert [u for u in later if old in u] == []  # no loop of the old session went on
+
+
+def test_without_the_recipient_header_the_typed_number_is_shown(example, screen):
+    url, log = example()
+    page = screen
+    posted = _capture_form_submit(page)
+
+    def hide_header(route):  # what a cross-origin page sees when it is not exposed
+        if route.request.method != "POST":
+            return route.fallback()
+        response = route.fetch()
+        headers = {k: v for k, v in response.headers.items() if k.lower() != "sdkauth-recipient"}
+        route.fulfill(response=response, headers=headers)
+
+    page.route(url + "/", hide_header)
+    page.goto(url)
+    page.get_by_label("Номер телефона").fill(TYPED)
+    page.get_by_role("button", name="Получить код").click()
+    expect(page.get_by_text(f"Номер: {TYPED}", exact=True)).to_be_visible()
+    _enter(page, log.last_code())
+    _assert_signed_in(page)
+    assert [(p["recipient"], p["e164"]) for p in posted] == [(TYPED, None)]
+
+
+def test_the_codeless_step_shows_the_number_and_change_number_works(example, screen):
+    url, log = example()
+    page = screen
+    page.goto(url + "/?demo=codeless&lang=en")
+    page.get_by_label(EN["phone"]).fill(TYPED)
+    page.get_by_role("button", name=EN["send"]).click()
+    expect(page.locator(".sdkauth-match")).to_contain_text("Pick the number")
+    expect(page.get_by_text(f"Number: {PHONE}", exact=True)).to_be_visible()
+    page.get_by_role("button", name=EN["change"]).click()
+    expect(page.get_by_label(EN["phone"])).to_have_value(TYPED)
+    expect(page.locator(".sdkauth-match")).to_have_count(0)
+
+
+# 3. A countdown from Retry-After on the refused button.
+
+WAIT = "Слишком много попыток. Подождите и попробуйте ещё раз."
+
+
+def _refused(page: Page, click: Callable[[], None]) -> int:
+    """Click, expect a 429, and return its Retry-After."""
+    with page.expect_response(lambda response: response.status == 429) as refused:
+        click()
+    assert refused.value.json()["type"] == "RateLimitException"
+    return int(refused.value.headers["retry-after"])
+
+
+def _counts_down(page: Page, button, seconds: int, waiting: str, label: str, focused) -> None:
+    """The refused button shows the seconds left, disabled; then comes back."""
+    alert = page.get_by_role("alert")
+    expect(alert).to_have_text(WAIT)
+    expect(_status(page)).to_be_empty()
+    expect(focused).to_be_focused()
+    expect(focused).to_have_accessible_description(WAIT)
+    expect(button).to_be_disabled()
+    expect(button).to_have_text(waiting.format(seconds))
+    page.clock.run_for(1000)
+    expect(button).to_have_text(waiting.format(seconds - 1))
+    expect(button).to_be_disabled()
+    page.clock.run_for((seconds - 1) * 1000)
+    expect(button).to_be_enabled()
+    expect(button).to_have_text(label)
+    expect(_error(page)).to_be_empty()  # the wait is over: so is its error
+    expect(focused).not_to_have_attribute("aria-describedby", re.compile("."))
+
+
+def test_a_rate_limited_send_counts_down_on_the_send_button(example, new_page, width):
+    url, log = example({"SDKAUTH_RATELIMIT_SEND_PER_RECIPIENT": "1/minute"})
+    page = new_page(width=width, clock=True)
+    _request_code(page, url)
+    _freeze_clock(page)
+    page.get_by_role("button", name="Изменить номер").click()
+    phone = page.get_by_label("Номер телефона")
+    button = page.locator(".sdkauth-phone button[type=submit]")
+    seconds = _refused(page, button.click)
+    assert 1 < seconds <= 60
+    _counts_down(page, button, seconds, "Повторить через {} с", "Получить код", phone)
+
+
+def test_a_rate_limited_code_check_counts_down_on_the_confirm_button(example, new_page, width):
+    url, log = example({"SDKAUTH_RATELIMIT_CHECK_CODE_PER_SESSION": "1/minute"})
+    page = new_page(width=width, clock=True)
+    _request_code(page, url)
+    _freeze_clock(page)
+    wrong = _wrong(log.last_code())
+    _enter(page, wrong)
+    expect(page.get_by_role("alert")).to_have_text("Неверный код.")
+    code = page.get_by_label("Код из сообщения")
+    button = page.locator(".sdkauth-code button[type=submit]")
+    seconds = _refused(page, lambda: _enter(page, wrong))
+    _counts_down(page, button, seconds, "Повторить через {} с", "Подтвердить", code)
+
+
+def test_a_rate_limited_resend_counts_down_on_the_resend_button(example, new_page, width):
+    url, log = example(
+        {
+            "SDKAUTH_RATELIMIT_RESEND_PER_SESSION": "1/minute",
+            "DEMO_CHANNEL_SETTINGS": {"restartCooldown": 0},
+        }
+    )
+    page = new_page(width=width, clock=True)
+    _request_code(page, url)
+    _freeze_clock(page)
+    resend = page.locator("button.sdkauth-resend")
+    resend.click()
+    expect(_status(page)).to_have_text("Код отправлен ещё раз.")
+    code = page.get_by_label("Код из сообщения")
+    seconds = _refused(page, resend.click)
+    _counts_down(page, resend, seconds, "Повторная отправка через {} с", "Отправить код ещё раз", code)
+
+
+# 4. Accessible errors: aria-invalid, aria-describedby, focus.
+
+
+def _describes(page: Page, field) -> None:
+    """``field``'s aria-describedby names the error element."""
+    error_id = _error(page).get_attribute("id")
+    assert error_id
+    expect(field).to_have_attribute("aria-describedby", error_id)
+
+
+def test_a_refused_number_marks_the_phone_input(example, screen):
+    url, log = example()
+    page = screen
+    page.goto(url + "/?lang=en")
+    phone = page.get_by_label(EN["phone"])
+    phone.fill("12")
+    page.get_by_role("button", name=EN["send"]).click()
+    text = "Check the number: enter it in international format, for example +1 201 555 0123."
+    expect(page.get_by_role("alert")).to_have_text(text)
+    expect(phone).to_have_attribute("aria-invalid", "true")
+    _describes(page, phone)
+    expect(phone).to_have_accessible_description(text)
+    expect(phone).to_be_focused()
+    phone.press_sequentially("3")  # the user edits: no longer known to be invalid
+    expect(phone).not_to_have_attribute("aria-invalid", "true")
+
+
+def test_a_wrong_code_marks_the_code_input(example, screen):
+    url, log = example()
+    page = screen
+    _request_code(page, url)
+    code = page.get_by_label("Код из сообщения")
+    expect(code).not_to_have_attribute("aria-invalid", "true")
+    _enter(page, _wrong(log.last_code()))
+    expect(page.get_by_role("alert")).to_have_text("Неверный код.")
+    expect(code).to_have_attribute("aria-invalid", "true")
+    _describes(page, code)
+    expect(code).to_have_accessible_description("Неверный код.")
+    expect(code).to_be_focused()
+    code.press("Backspace")
+    expect(code).not_to_have_attribute("aria-invalid", "true")
+    expect(page.get_by_role("alert")).to_have_text("Неверный код.")
+
+
+def test_an_error_that_ends_the_attempt_focuses_the_restart_button_it_describes(example, screen):
+    url, log = example()
+    page = screen
+    _request_code(page, url)
+    wrong = _wrong(log.last_code())
+    for _ in range(3):
+        _enter(page, wrong)
+        expect(page.get_by_role("alert")).not_to_be_empty()
+    text = "Количество попыток ввода кода исчерпано, запустите попытку авторизации заново"
+    expect(page.get_by_role("alert")).to_have_text(text)
+    again = page.get_by_role("button", name="Начать заново")
+    expect(again).to_be_focused()
+    _describes(page, again)
+    expect(again).to_have_accessible_description(text)
+    again.press("Enter")
+    phone = page.get_by_label("Номер телефона")
+    expect(phone).to_be_focused()
+    expect(_error(page)).to_be_empty()
+    expect(page.locator("[aria-invalid], [aria-describedby]")).to_have_count(0)
+
