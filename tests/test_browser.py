@@ -33,6 +33,8 @@ from pathlib import Path
 
 import pytest
 
+from .spec import ERRORS
+
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 REQUIRED = os.environ.get("SDKAUTH_REQUIRE_BROWSER") == "1"
 
@@ -631,3 +633,214 @@ def test_an_error_that_ends_the_attempt_focuses_the_restart_button_it_describes(
     expect(_error(page)).to_be_empty()
     expect(page.locator("[aria-invalid], [aria-describedby]")).to_have_count(0)
 
+
+# 5. Theming, the dark scheme, touch targets, 320 px.
+
+THEME = {
+    "--sdkauth-accent": "rgb(10, 20, 30)",
+    "--sdkauth-accent-fg": "rgb(250, 240, 230)",
+    "--sdkauth-bg": "rgb(1, 2, 3)",
+    "--sdkauth-fg": "rgb(200, 201, 202)",
+    "--sdkauth-border": "rgb(4, 5, 6)",
+    "--sdkauth-error": "rgb(255, 100, 101)",
+    "--sdkauth-radius": "3px",
+}
+
+
+def _style(page: Page, selector: str, *properties: str) -> list[str]:
+    return page.locator(selector).first.evaluate(
+        "(node, names) => names.map((name) => getComputedStyle(node)[name])", list(properties)
+    )
+
+
+@pytest.mark.parametrize("scheme", ["light", "dark"])
+def test_custom_properties_theme_the_widget_in_either_scheme(example, new_page, width, scheme):
+    url, log = example()
+    page = new_page(width=width, color_scheme=scheme)
+    page.goto(url)
+    page.add_style_tag(content=":root {" + "".join(f"{k}: {v};" for k, v in THEME.items()) + "}")
+    page.get_by_label("Номер телефона").fill("12")
+    page.get_by_role("button", name="Получить код").click()
+    expect(page.get_by_role("alert")).to_be_visible()
+    assert _style(page, ".sdkauth-widget", "backgroundColor", "color", "borderTopColor", "borderTopLeftRadius") == [
+        THEME["--sdkauth-bg"], THEME["--sdkauth-fg"], THEME["--sdkauth-border"], "3px",
+    ]
+    assert _style(page, ".sdkauth-phone button", "backgroundColor", "color") == [
+        THEME["--sdkauth-accent"], THEME["--sdkauth-accent-fg"],
+    ]
+    assert _style(page, ".sdkauth-error", "color") == [THEME["--sdkauth-error"]]
+
+
+@pytest.mark.parametrize(
+    "scheme, background, text", [("light", "rgb(255, 255, 255)", "rgb(27, 31, 36)"),
+                                 ("dark", "rgb(30, 33, 37)", "rgb(232, 234, 237)")]
+)
+def test_the_default_colours_follow_the_colour_scheme(example, new_page, width, scheme, background, text):
+    url, log = example()
+    page = new_page(width=width, color_scheme=scheme)
+    page.goto(url)
+    expect(page.get_by_label("Номер телефона")).to_be_visible()
+    assert _style(page, ".sdkauth-widget", "backgroundColor", "color") == [background, text]
+
+
+def _controls_fit(page: Page, width: int) -> None:
+    """Nothing scrolls sideways; every control is inside the viewport and 44 px high."""
+    assert page.evaluate("document.documentElement.scrollWidth") <= width
+    controls = page.locator(".sdkauth-widget button:visible, .sdkauth-widget input:visible")
+    assert controls.count() > 0
+    for index in range(controls.count()):
+        box = controls.nth(index).bounding_box()
+        name = controls.nth(index).evaluate("(node) => node.outerHTML.slice(0, 80)")
+        assert box["height"] >= 44, f"{name} is {box['height']} px high"
+        assert box["x"] >= 0 and box["x"] + box["width"] <= width, f"{name} sticks out: {box}"
+
+
+def test_touch_targets_are_44_px_high_on_every_step(example, new_page, width):
+    url, log = example({"DEMO_CHANNEL_SETTINGS": {"restartCooldown": 0}})
+    page = new_page(width=width)
+    page.goto(url)
+    expect(page.get_by_label("Номер телефона")).to_be_visible()
+    _controls_fit(page, width)
+    page.get_by_label("Номер телефона").fill(PHONE)
+    page.get_by_role("button", name="Получить код").click()
+    expect(page.get_by_role("button", name="Отправить код ещё раз")).to_be_enabled()
+    _controls_fit(page, width)
+
+
+def test_usable_at_320_px(example, new_page, browser):
+    url, log = example()
+    page = new_page(width=320)
+    page.goto(url)
+    expect(page.get_by_label("Номер телефона")).to_be_visible()
+    _controls_fit(page, 320)
+    page.get_by_label("Номер телефона").fill(TYPED)
+    page.get_by_role("button", name="Получить код").click()
+    expect(page.get_by_text(f"Номер: {PHONE}")).to_be_visible()
+    _controls_fit(page, 320)
+    _enter(page, _wrong(log.last_code()))
+    expect(page.get_by_role("alert")).to_have_text("Неверный код.")
+    _controls_fit(page, 320)
+    _enter(page, log.last_code())
+    _assert_signed_in(page)
+
+    page = new_page(width=320)  # and the codeless step, with its big number
+    page.goto(url + "/?demo=codeless")
+    page.get_by_label("Номер телефона").fill(PHONE)
+    page.get_by_role("button", name="Получить код").click()
+    expect(page.locator(".sdkauth-match")).to_be_visible()
+    _controls_fit(page, 320)
+
+
+# 6. The widget's texts: every error type in English and Russian, Accept-Language.
+
+CYRILLIC = re.compile("[а-яё]", re.IGNORECASE)
+SERVER_WORDS = "the server's own words"
+
+
+def test_both_text_tables_cover_every_error_type(example, page):
+    url, log = example()
+    page.goto(url)
+    tables = page.evaluate("window.SdkAuthWidget.texts")
+    assert set(tables) == {"ru", "en"}
+    assert set(tables["ru"]) == set(tables["en"])
+    for error_type in ERRORS:
+        en, ru = tables["en"].get(error_type), tables["ru"].get(error_type)
+        assert en and not CYRILLIC.search(en), (error_type, en)
+        assert ru and CYRILLIC.search(ru), (error_type, ru)
+    assert not [key for key, text in tables["en"].items() if CYRILLIC.search(text)]
+
+
+@pytest.mark.parametrize("lang", ["en", "ru"])
+def test_every_error_type_is_shown_in_the_widgets_words(example, new_page, width, lang):
+    url, log = example()
+    page = new_page(width=width, locale="ru-RU" if lang == "en" else "en-US")
+    _record(page)
+    current: dict[str, str] = {}
+
+    def refuse(route):
+        entry = ERRORS[current["type"]]
+        body = {"type": current["type"], "message": SERVER_WORDS, "httpStatus": entry["httpStatus"]}
+        route.fulfill(status=entry["httpStatus"], json=body)
+
+    page.route(re.compile(r".*/widget/[^/]+$"), refuse)
+    for error_type in ERRORS:
+        current["type"] = error_type
+        page.goto(f"{url}/?lang={lang}")
+        expected = page.evaluate(f"window.SdkAuthWidget.texts[{lang!r}][{error_type!r}]")
+        expect(page.get_by_role("alert")).to_have_text(expected)
+        expect(page.locator("body")).not_to_contain_text(SERVER_WORDS)
+        again = page.get_by_role("button", name=EN["restart"] if lang == "en" else "Начать заново")
+        expect(again).to_be_focused()
+        assert page.evaluate("window.__sdkauth.errors") == [{"type": error_type, "message": expected}]
+
+
+def test_a_wrong_pick_on_the_phone_says_what_happened(example, new_page, width, browser):
+    url, log = example()
+    page = new_page(width=width)
+    page.goto(url + "/?demo=codeless&lang=en")
+    page.get_by_label(EN["phone"]).fill(PHONE)
+    page.get_by_role("button", name=EN["send"]).click()
+    match = page.locator(".sdkauth-match")
+    expect(match).to_contain_text("Pick the number")
+    number = re.search(r"\d+", match.inner_text()).group(0)
+
+    phone = browser.new_page()  # the user's phone, where a different number is picked
+    phone.goto(log.last_link())
+    choices = phone.locator("form button").all_inner_texts()
+    assert number in choices and len(choices) > 1
+    phone.get_by_role("button", name=next(c for c in choices if c != number), exact=True).click()
+    expect(phone.get_by_role("heading")).to_have_text("Вход не подтверждён")
+    phone.close()
+
+    text = "A different number was picked on the phone, so this sign-in was stopped. Start again."
+    expect(page.get_by_role("alert")).to_have_text(text)
+    expect(page.get_by_role("button", name=EN["restart"])).to_be_focused()
+
+
+@pytest.mark.parametrize("lang", ["en", "ru"])
+def test_every_request_of_the_widget_says_its_language(example, new_page, width, lang):
+    url, log = example()
+    page = new_page(width=width, locale="ru-RU" if lang == "en" else "en-US")
+    seen: list[tuple[str, str | None]] = []
+
+    def note(request):
+        if request.resource_type == "fetch" and not request.url.endswith("/formSubmit"):
+            seen.append((request.url, request.headers.get("accept-language")))
+
+    page.on("request", note)
+    labels = EN if lang == "en" else {"phone": "Номер телефона", "send": "Получить код", "code": "Код из сообщения"}
+    page.goto(f"{url}/?lang={lang}")
+    page.get_by_label(labels["phone"]).fill(PHONE)
+    page.get_by_role("button", name=labels["send"]).click()
+    code = page.get_by_label(labels["code"])
+    expect(code).to_be_visible()
+    code.fill(_wrong(log.last_code()))
+    code.press("Enter")
+    expect(page.get_by_role("alert")).not_to_be_empty()
+    expect(page.locator(".sdkauth-code button[type=submit]")).to_be_enabled()
+    code.fill(log.last_code())
+    code.press("Enter")
+    expect(page.locator("#signed-in")).to_be_visible()
+    paths = {re.sub(r"[0-9a-f-]{36}", "{id}", u.removeprefix(url)).partition("?")[0] for u, _ in seen}
+    assert {"/widget/{id}", "/", "/longPolling/{id}/channel", "/{id}/checkCode", "/{id}/channel"} <= paths
+    assert {language for _, language in seen} == {lang}
+
+
+def test_texts_can_be_overridden_and_a_token_url_is_asked_in_the_language(example, new_page, width):
+    url, log = example()
+    page = new_page(width=width)
+    widget_id = page.request.get(url + "/info").json()["demoWidgetId"]
+    texts = {"sendButton": "Sign me in", "invalidPhone": "Not a number we can use."}
+    html = (
+        '<!doctype html><html lang="en"><head><meta charset="utf-8"><title>Custom</title></head>'
+        f'<body><main><h1>Custom</h1><div class="sdkauth-widget" data-widget-id="{widget_id}"'
+        f' data-api="" data-token-url="/widgetToken" data-texts=\'{json.dumps(texts)}\'></div>'
+        '<script src="/sdkauth-static/sdkauth-widget.js"></script></main></body></html>'
+    )
+    page.route(url + "/custom", lambda route: route.fulfill(content_type="text/html", body=html))
+    with page.expect_request(url + "/widgetToken") as token_request:
+        page.goto(url + "/custom")
+    assert token_request.value.header_value("accept-language") == "en"
+    page.get_by_label(EN["phone"]).fill("12")
+    page.get_by_role("button", name="Sign me in").click()
+    expect(page.get_by_role("alert")).to_have_text("Not a number we can use.")
