@@ -844,3 +844,155 @@ def test_texts_can_be_overridden_and_a_token_url_is_asked_in_the_language(exampl
     page.get_by_label(EN["phone"]).fill("12")
     page.get_by_role("button", name="Sign me in").click()
     expect(page.get_by_role("alert")).to_have_text("Not a number we can use.")
+
+
+# 7. A request the browser refuses: the widget's networkError text and a hint.
+
+NETWORK = "Could not reach the sign-in service. Check your connection and try again."
+
+
+def _console_errors(page: Page) -> list[str]:
+    errors: list[str] = []
+    page.on("console", lambda message: message.type == "error" and errors.append(message.text))
+    return errors
+
+
+def _assert_hint(errors: list[str]) -> None:
+    hints = [text for text in errors if text.startswith("flask-sdkauth widget:")]
+    assert hints, errors
+    assert "CORS" in hints[0] and "docs/deployment.rst" in hints[0]
+
+
+@pytest.fixture
+def other_origin() -> Iterator[Callable[[str], str]]:
+    """``serve(html) -> url``: a page on another loopback port, so another origin."""
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    pages: dict[str, bytes] = {}
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            body = pages.get(self.path)
+            self.send_response(200 if body else 404)
+            self.send_header("Content-Type", "text/html; charset=utf-8")
+            self.end_headers()
+            self.wfile.write(body or b"")
+
+        def log_message(self, *args) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+
+    def serve(html: str) -> str:
+        pages["/embed"] = html.encode()
+        return f"http://127.0.0.1:{server.server_port}/embed"
+
+    yield serve
+    server.shutdown()
+    server.server_close()
+
+
+def test_a_cross_origin_page_without_cors_gets_the_network_error_text(
+    example, new_page, width, other_origin
+):
+    url, log = example()
+    page = new_page(width=width)
+    errors = _console_errors(page)
+    widget_id = page.request.get(url + "/info").json()["demoWidgetId"]
+    token = page.request.get(url + "/widgetToken").json()["token"]
+    # The widget's requests go from that page to an API on another origin that
+    # answers no CORS, so the browser refuses them.
+    embed = other_origin(
+        '<!doctype html><html lang="en"><head><meta charset="utf-8"><title>Embed</title></head>'
+        f'<body><main><h1>Embed</h1><div class="sdkauth-widget" data-widget-id="{widget_id}"'
+        f' data-api="{url}" data-token="{token}"></div>'
+        f'<script src="{url}/sdkauth-static/sdkauth-widget.js"></script></main></body></html>'
+    )
+    page.goto(embed)
+    expect(page.get_by_role("alert")).to_have_text(NETWORK)
+    expect(page.get_by_role("button", name=EN["restart"])).to_be_focused()
+    assert any("CORS policy" in text for text in errors)  # the browser's own word for it
+    _assert_hint(errors)
+
+
+def test_a_send_the_network_drops_keeps_the_form_to_try_again(example, new_page, width):
+    url, log = example()
+    page = new_page(width=width)
+    errors = _console_errors(page)
+    page.route(url + "/", lambda route: route.abort("internetdisconnected")
+               if route.request.method == "POST" else route.fallback())
+    page.goto(url + "/?lang=en")
+    page.get_by_label(EN["phone"]).fill(PHONE)
+    send = page.get_by_role("button", name=EN["send"])
+    send.click()
+    expect(page.get_by_role("alert")).to_have_text(NETWORK)
+    expect(page.locator("body")).not_to_contain_text("Failed to fetch")
+    expect(_status(page)).to_be_empty()
+    expect(send).to_be_focused()
+    expect(send).to_have_accessible_description(NETWORK)
+    _assert_hint(errors)
+    page.unroute(url + "/")
+    send.click()  # the network is back
+    expect(page.get_by_label(EN["code"])).to_be_visible()
+    expect(_error(page)).to_be_empty()
+
+
+
+# 8. The dev sender's text follows the session's language.
+
+
+@pytest.mark.parametrize(
+    "text", ["Код подтверждения: 123456", "Verification code: 123456"], ids=["ru", "en"]
+)
+def test_the_dev_log_reads_the_code_in_either_language(text):
+    log = DevLog()
+    log.lines.append(f"[dev sender] sms to {PHONE} (session 1): {text}")
+    assert log.last_code() == "123456"
+
+# 9. axe-core: no serious or critical violation in any state, in either scheme.
+
+
+@pytest.mark.parametrize("scheme", ["light", "dark"])
+def test_every_widget_state_passes_axe(example, new_page, width, scheme, axe, browser):
+    url, log = example()
+    page = new_page(width=width, color_scheme=scheme)
+    # The host's backend turns the sign-in down, so the widget stays in its success state.
+    page.route("**/formSubmit", lambda route: route.fulfill(status=400, json={"signedIn": False}))
+    page.goto(url + "/?lang=en")
+    phone = page.get_by_label(EN["phone"])
+    expect(phone).to_be_visible()
+    axe(page, "phone form")
+    phone.fill("12")
+    phone.press("Enter")
+    expect(phone).to_have_attribute("aria-invalid", "true")
+    axe(page, "phone form with an error")
+    phone.fill(PHONE)
+    phone.press("Enter")
+    code = page.get_by_label(EN["code"])
+    expect(code).to_be_focused()
+    axe(page, "code step")
+    code.fill(_wrong(log.last_code()))
+    code.press("Enter")
+    expect(code).to_have_attribute("aria-invalid", "true")
+    axe(page, "code step with an error")
+    expect(page.get_by_role("button", name="Confirm")).to_be_enabled()
+    code.fill(log.last_code())
+    code.press("Enter")
+    expect(page.get_by_text("Your number is confirmed.")).to_be_visible()
+    expect(page.locator("#result")).to_have_text("The server did not confirm the sign-in.")
+    axe(page, "success")
+
+    page.goto(url + "/?demo=codeless&lang=en")
+    page.get_by_label(EN["phone"]).fill(PHONE)
+    page.get_by_role("button", name=EN["send"]).click()
+    expect(page.locator(".sdkauth-match")).to_be_visible()
+    axe(page, "codeless step")
+    phone_page = browser.new_page()
+    phone_page.goto(log.last_link())
+    number = re.search(r"\d+", page.locator(".sdkauth-match").inner_text()).group(0)
+    choices = phone_page.locator("form button").all_inner_texts()
+    phone_page.get_by_role("button", name=next(c for c in choices if c != number), exact=True).click()
+    phone_page.close()
+    expect(page.get_by_role("button", name=EN["restart"])).to_be_focused()
+    axe(page, "error that ends the attempt")
