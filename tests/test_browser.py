@@ -630,6 +630,7 @@ def test_an_error_that_ends_the_attempt_focuses_the_restart_button_it_describes(
     again.press("Enter")
     phone = page.get_by_label("Номер телефона")
     expect(phone).to_be_focused()
+    expect(phone).to_have_value(PHONE)
     expect(_error(page)).to_be_empty()
     expect(page.locator("[aria-invalid], [aria-describedby]")).to_have_count(0)
 
@@ -748,6 +749,14 @@ def test_both_text_tables_cover_every_error_type(example, page):
         assert en and not CYRILLIC.search(en), (error_type, en)
         assert ru and CYRILLIC.search(ru), (error_type, ru)
     assert not [key for key, text in tables["en"].items() if CYRILLIC.search(text)]
+    for alias, successor in [
+        ("CommonForbiddenException", "ForbiddenException"),
+        ("FormNotFoundException", "WidgetNotFoundException"),
+        ("FormIsBlockedException", "WidgetIsBlockedException"),
+        ("AttempsExpiredException", "AttemptsExpiredException"),
+    ]:
+        assert tables["en"][alias] == tables["en"][successor]
+        assert tables["ru"][alias] == tables["ru"][successor]
 
 
 @pytest.mark.parametrize("lang", ["en", "ru"])
@@ -841,6 +850,7 @@ def test_texts_can_be_overridden_and_a_token_url_is_asked_in_the_language(exampl
     with page.expect_request(url + "/widgetToken") as token_request:
         page.goto(url + "/custom")
     assert token_request.value.header_value("accept-language") == "en"
+    expect(page.locator(".sdkauth-widget")).to_have_attribute("lang", "en")
     page.get_by_label(EN["phone"]).fill("12")
     page.get_by_role("button", name="Sign me in").click()
     expect(page.get_by_role("alert")).to_have_text("Not a number we can use.")
