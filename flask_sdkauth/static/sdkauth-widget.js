@@ -451,7 +451,7 @@
         self.fail(self.t("networkError"), button);  // the same button tries again
         button.focus();
       } else {
-        self.showError(error);
+        self.showError(error, { recipient: recipient });  // "start again" fills it in
       }
     });
   };
