@@ -291,7 +291,7 @@ def test_codeless_path(example, page, browser):
     expect(match).to_contain_text("Выберите на телефоне число")
     number = re.search(r"\d+", match.inner_text()).group(0)
 
-    phone = browser.new_page()  # the user's phone opens the link from the push
+    phone = browser.new_page(locale="ru-RU")  # the user's phone opens the link from the push
     phone.goto(log.last_link())
     phone.get_by_role("button", name=number, exact=True).click()
     expect(phone.get_by_role("heading")).to_have_text("Вход подтверждён")
@@ -793,12 +793,12 @@ def test_a_wrong_pick_on_the_phone_says_what_happened(example, new_page, width, 
     expect(match).to_contain_text("Pick the number")
     number = re.search(r"\d+", match.inner_text()).group(0)
 
-    phone = browser.new_page()  # the user's phone, where a different number is picked
+    phone = browser.new_page(locale="en-US")  # the user's phone, where another number is picked
     phone.goto(log.last_link())
     choices = phone.locator("form button").all_inner_texts()
     assert number in choices and len(choices) > 1
     phone.get_by_role("button", name=next(c for c in choices if c != number), exact=True).click()
-    expect(phone.get_by_role("heading")).to_have_text("Вход не подтверждён")
+    expect(phone.get_by_role("heading")).to_have_text("Sign-in not confirmed")
     phone.close()
 
     text = "A different number was picked on the phone, so this sign-in was stopped. Start again."
@@ -1006,3 +1006,69 @@ def test_every_widget_state_passes_axe(example, new_page, width, scheme, axe, br
     phone_page.close()
     expect(page.get_by_role("button", name=EN["restart"])).to_be_focused()
     axe(page, "error that ends the attempt")
+
+
+# -- the codeless confirmation page, on the user's phone -----------------------------
+
+PAGE_TEXTS = {
+    "en-US": ("en", "Confirm the sign-in", "Sign-in confirmed", "Sign-in not confirmed",
+              "The number picked is not the one on the sign-in page"),
+    "ru-RU": ("ru", "Подтвердите вход", "Вход подтверждён", "Вход не подтверждён",
+              "Выбрано не то число, что на странице входа"),
+}
+
+
+def _pushed(example, new_page) -> tuple[str, str]:
+    """Start a codeless sign-in in a desktop page; (the link sent, the number shown)."""
+    url, log = example()
+    page = new_page()
+    page.goto(url + "/?demo=codeless")
+    page.get_by_label("Номер телефона").fill(PHONE)
+    page.get_by_role("button", name="Получить код").click()
+    match = page.locator(".sdkauth-match")
+    expect(match).to_be_visible()
+    return log.last_link(), re.search(r"\d+", match.inner_text()).group(0)
+
+
+def _page_fits(page: Page, width: int) -> None:
+    """Nothing scrolls sideways; every button is inside the viewport, 44 px or more."""
+    assert page.evaluate("document.documentElement.scrollWidth") <= width
+    buttons = page.locator("button:visible")
+    assert buttons.count() > 0
+    for index in range(buttons.count()):
+        box = buttons.nth(index).bounding_box()
+        assert box["height"] >= 44 and box["width"] >= 44, box
+        assert box["x"] >= 0 and box["x"] + box["width"] <= width, box
+
+
+@pytest.mark.parametrize("scheme", ["light", "dark"])
+@pytest.mark.parametrize("locale", sorted(PAGE_TEXTS))
+def test_the_confirmation_page_on_a_small_phone(example, new_page, axe, scheme, locale):
+    lang, title, confirmed, _, _ = PAGE_TEXTS[locale]
+    link, number = _pushed(example, new_page)
+    phone = new_page(width=320, color_scheme=scheme, locale=locale)
+    phone.goto(link)
+    expect(phone.locator("html")).to_have_attribute("lang", lang)
+    expect(phone.get_by_role("heading")).to_have_text(title)
+    if lang == "en":
+        assert not CYRILLIC.search(phone.locator("body").inner_text())
+    _page_fits(phone, 320)
+    axe(phone, f"confirmation page, {scheme}, {lang}")
+    phone.get_by_role("button", name=number, exact=True).click()
+    expect(phone.get_by_role("heading")).to_have_text(confirmed)
+    expect(phone.get_by_role("status")).to_be_visible()
+    assert phone.evaluate("document.documentElement.scrollWidth") <= 320
+    axe(phone, f"confirmed page, {scheme}, {lang}")
+
+
+@pytest.mark.parametrize("locale", sorted(PAGE_TEXTS))
+def test_a_wrong_pick_on_the_confirmation_page_says_so(example, new_page, axe, locale):
+    _, _, _, refused, because = PAGE_TEXTS[locale]
+    link, number = _pushed(example, new_page)
+    phone = new_page(width=320, locale=locale)
+    phone.goto(link)
+    choices = phone.locator("form button").all_inner_texts()
+    phone.get_by_role("button", name=next(c for c in choices if c != number), exact=True).click()
+    expect(phone.get_by_role("heading")).to_have_text(refused)
+    expect(phone.get_by_role("status")).to_contain_text(because)
+    axe(phone, "refused page")
