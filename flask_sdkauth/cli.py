@@ -1,10 +1,11 @@
 """``flask sdkauth …``: tables, built-in widgets, development tokens, purging,
-sweeping lost launches."""
+sweeping lost launches, a session's story."""
 
 from __future__ import annotations
 
 import json
 import uuid
+from collections.abc import Sequence
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any, cast
 
@@ -12,6 +13,7 @@ import click
 from flask import current_app
 from flask.cli import AppGroup
 
+from .session_report import session_report
 from .widgets import Channel
 
 if TYPE_CHECKING:
@@ -22,6 +24,8 @@ __all__ = ["sdkauth_cli"]
 sdkauth_cli = AppGroup("sdkauth", help="Manage flask-sdkauth widgets and tokens.")
 widget_cli = AppGroup("widget", help="Manage the built-in widget table.")
 sdkauth_cli.add_command(widget_cli)
+session_cli = AppGroup("session", help="Look into authentication sessions.")
+sdkauth_cli.add_command(session_cli)
 
 
 def _extension() -> SdkAuth:
@@ -136,3 +140,95 @@ def sweep() -> None:
     """Relaunch sessions whose launch has not finished within SDKAUTH_LAUNCH_DEADLINE."""
     relaunched = _extension().sweep()
     click.echo(f"Relaunched {relaunched} session(s).")
+
+
+# -- looking into sessions ------------------------------------------------------
+
+
+def _table(header: Sequence[str], rows: Sequence[Sequence[str]], *, right: int = 0) -> str:
+    """Columns aligned on their widest cell; the ``right`` last ones to the right."""
+    widths = [max(len(row[column]) for row in (header, *rows)) for column in range(len(header))]
+    lines = []
+    for row in (header, *rows):
+        cells = [
+            cell.rjust(width) if column >= len(header) - right else cell.ljust(width)
+            for column, (cell, width) in enumerate(zip(row, widths, strict=True))
+        ]
+        lines.append("  ".join(cells).rstrip())
+    return "\n".join(lines)
+
+
+def _echo_json(data: Any) -> None:
+    click.echo(json.dumps(data, ensure_ascii=False, indent=2))
+
+
+@session_cli.command("show")
+@click.argument("request_id", type=click.UUID)
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
+def show_session(request_id: uuid.UUID, as_json: bool) -> None:
+    """Show session REQUEST_ID: state, times, channels tried, attempts left.
+
+    No secret is shown: no code, code hash or confirmation token, and the number
+    only masked."""
+    engine = _extension().engine
+    session = engine.sessions.get(request_id)
+    if session is None:
+        raise click.ClickException(f"no such session {request_id}")
+    report = session_report(session, engine.find_widget(session.widget_id))
+    if as_json:
+        _echo_json(report)
+        return
+    click.echo(_session_text(report))
+
+
+_SESSION_TIMES = [
+    ("created", "createdAt"),
+    ("launched", "launchedAt"),
+    ("code expires", "codeExpiresAt"),
+    ("confirmed", "confirmedAt"),
+    ("completed", "completedAt"),
+    ("expires", "expiresAt"),
+]
+
+
+def _session_text(report: dict[str, Any]) -> str:
+    """``session show``'s report as labelled lines, then the history as a table."""
+    widget, channel = report["widget"], report["channel"] or {}
+
+    def out_of(value: int, limit: int | None) -> str:
+        return str(value) if limit is None else f"{value} of {limit}"
+
+    fields = [
+        ("request id", report["requestId"]),
+        ("widget", f"{widget['id']} ({widget['name'] or 'not found'})"),
+        ("state", f"{report['state']} (channel status: {report['channelStatus']})"),
+        ("recipient", report["recipient"]),
+        *([("locale", report["locale"])] if report["locale"] is not None else []),
+        ("channel", f"{channel['type']} (position {channel['position']}, {channel['codeType']})"
+                    if channel else "-"),
+        ("remaining attempts", out_of(report["remainingAttempts"], channel.get("numberOfTries"))),
+        ("restarts used", out_of(report["restarts"], channel.get("numberOfRestart"))),
+        *[(label, report[key] or "-") for label, key in _SESSION_TIMES],
+    ]
+    width = max(len(label) for label, _ in fields)
+    lines = [f"{label.ljust(width)}  {value}" for label, value in fields]
+    if not report["history"]:
+        return "\n".join([*lines, "", "history: empty"])
+    rows = [_history_row(entry) for entry in report["history"]]
+    header = ["at", "channel (position)", "outcome", "reason", "details"]
+    return "\n".join([*lines, "", "history:", _table(header, rows)])
+
+
+def _history_row(entry: dict[str, Any]) -> list[str]:
+    position = "-" if entry["index"] is None else str(entry["index"])
+    details = " ".join(
+        f"{key}={value if isinstance(value, str) else json.dumps(value)}"
+        for key, value in entry["details"].items()
+    )
+    return [
+        entry["at"] or "-",
+        f"{entry['channel'] or '-'} ({position})",
+        entry["outcome"] or "-",
+        entry["reason"] or "-",
+        details or "-",
+    ]
