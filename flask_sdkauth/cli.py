@@ -1,9 +1,10 @@
 """``flask sdkauth …``: tables, built-in widgets, development tokens, purging,
-sweeping lost launches, a session's story."""
+sweeping lost launches, a session's story and per-channel stats."""
 
 from __future__ import annotations
 
 import json
+import re
 import uuid
 from collections.abc import Sequence
 from datetime import timedelta
@@ -14,6 +15,7 @@ from flask import current_app
 from flask.cli import AppGroup
 
 from .session_report import session_report
+from .stats import ChannelStats, channel_stats
 from .widgets import Channel
 
 if TYPE_CHECKING:
@@ -231,4 +233,71 @@ def _history_row(entry: dict[str, Any]) -> list[str]:
         entry["outcome"] or "-",
         entry["reason"] or "-",
         details or "-",
+    ]
+
+
+# -- stats ------------------------------------------------------------------------
+
+_DURATION = re.compile(r"(\d+)([smhd])")
+_UNIT_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+
+
+class _DurationParam(click.ParamType):  # type: ignore[type-arg]
+    """A positive whole number of seconds, minutes, hours or days: ``90s``, ``30m``,
+    ``24h``, ``7d``."""
+
+    name = "duration"
+
+    def convert(self, value: Any, param: Any, ctx: Any) -> timedelta:
+        if isinstance(value, timedelta):
+            return value
+        match = _DURATION.fullmatch(str(value).strip())
+        if match is None or int(match.group(1)) == 0:
+            self.fail(f"{value!r} is not a duration like 30m, 24h or 7d (more than 0)", param, ctx)
+        return timedelta(seconds=int(match.group(1)) * _UNIT_SECONDS[match.group(2)])
+
+
+@sdkauth_cli.command("stats")
+@click.option(
+    "--since",
+    type=_DurationParam(),
+    default="24h",
+    show_default=True,
+    help="Count the sessions created this long ago or later: 30m, 24h, 7d…",
+)
+@click.option("--widget", "widget_id", type=click.UUID, help="Only the sessions of this widget.")
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
+def stats(since: timedelta, widget_id: uuid.UUID | None, as_json: bool) -> None:
+    """Per channel: sessions, sent, delivered, confirmed, conversion, median time
+    to confirm and fallbacks (see the docs for each definition)."""
+    extension = _extension()
+    counted = channel_stats(
+        extension.db,
+        extension.tables.session,
+        since=extension.engine.clock() - since,
+        widget_id=widget_id,
+    )
+    if as_json:
+        _echo_json(counted.to_dict())
+        return
+    scope = f"widget {widget_id}" if widget_id is not None else "all widgets"
+    click.echo(f"Sessions created since {counted.since.isoformat()}, {scope}:")
+    rows = [_stats_row(row.channel or "-", row) for row in counted.channels]
+    header = ["channel", "sessions", "sent", "delivered", "confirmed", "conversion",
+              "median to confirm", "fallbacks"]
+    click.echo(_table(header, [*rows, _stats_row("total", counted.total)], right=7))
+
+
+def _stats_row(name: str, row: ChannelStats) -> list[str]:
+    conversion = row.conversion_percent
+    median = row.median_seconds_to_confirm
+    return [
+        name,
+        str(row.sessions),
+        str(row.sent),
+        str(row.delivered),
+        str(row.confirmed),
+        "-" if conversion is None else f"{conversion:.1f}%",
+        "-" if median is None else f"{median:.1f} s",
+        str(row.fallbacks),
     ]

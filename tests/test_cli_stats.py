@@ -1,8 +1,8 @@
-"""flask sdkauth session show, over sessions the engine made.
+"""flask sdkauth session show and flask sdkauth stats, over sessions the engine made.
 
 One known story of sessions is played through the real engine (sends, failing
 senders, delivery reports, codes typed right and wrong, a fallbackAfter, a moving
-clock) on every backend.
+clock); every number of the stats is then asserted exactly, on every backend.
 """
 
 from __future__ import annotations
@@ -133,6 +133,138 @@ def _json(story: Story, *args: str):
     return json.loads(result.output)
 
 
+def _row(channel, sessions, sent, delivered, confirmed, conversion, median, fallbacks):
+    data = {} if channel is None else {"channel": channel}
+    data.update(sessions=sessions, sent=sent, delivered=delivered, confirmed=confirmed,
+                conversionPercent=conversion, medianSecondsToConfirm=median,
+                fallbacks=fallbacks)
+    return data
+
+
+def _since(clock: FakeClock, seconds: float) -> str:
+    return (clock.now - timedelta(seconds=seconds)).isoformat()
+
+
+# -- stats ------------------------------------------------------------------------
+
+
+def test_stats_counts_each_channel_of_the_last_day(story, clock):
+    assert _json(story, "stats") == {
+        "since": _since(clock, 24 * 3600),
+        "widget": None,
+        "channels": [
+            # delivered, fell_back (failed), report_failed, unconfirmed, all_failed
+            # (failed), timed, quick; confirmed: delivered (30 s), quick (45 s).
+            # Left for voice: fell_back, report_failed, all_failed, timed.
+            _row("sms", 7, 5, 1, 2, 28.6, 37.5, 4),
+            # fell_back, report_failed, all_failed (failed), timed; confirmed:
+            # fell_back (90 s), timed (20 s).
+            _row("voice", 4, 3, 1, 2, 50.0, 55.0, 0),
+            _row("whatsapp", 1, 1, 0, 1, 100.0, 60.0, 0),
+        ],
+        # Distinct sessions, not the sum of the rows; the median of 20, 30, 45, 60, 90.
+        "total": _row(None, 8, 7, 2, 5, 62.5, 45.0, 4),
+    }
+
+
+def test_stats_as_a_table(story, clock):
+    result = _run(story, "stats")
+    assert result.exit_code == 0, result.output
+    assert result.output.splitlines() == [
+        f"Sessions created since {_since(clock, 24 * 3600)}, all widgets:",
+        "channel   sessions  sent  delivered  confirmed  conversion  median to confirm  fallbacks",
+        "sms              7     5          1          2       28.6%             37.5 s          4",
+        "voice            4     3          1          2       50.0%             55.0 s          0",
+        "whatsapp         1     1          0          1      100.0%             60.0 s          0",
+        "total            8     7          2          5       62.5%             45.0 s          4",
+    ]
+
+
+def test_stats_since_takes_older_sessions_in_or_leaves_newer_ones_out(story, clock):
+    week = _json(story, "stats", "--since", "7d")
+    assert week["since"] == _since(clock, 7 * 24 * 3600)
+    # The old session: one more sms session, sent and confirmed in 10 s.
+    assert week["channels"][0] == _row("sms", 8, 6, 1, 3, 37.5, 30.0, 4)
+    assert week["total"] == _row(None, 9, 8, 2, 6, 66.7, 37.5, 4)
+
+    # Created 45 s ago: quick only. report_failed, unconfirmed, all_failed and timed
+    # were created 126 s ago: at the bound, counted.
+    minute = _json(story, "stats", "--since", "1m")
+    assert minute["channels"] == [_row("sms", 1, 1, 0, 1, 100.0, 45.0, 0)]
+    assert _json(story, "stats", "--since", "125s")["total"]["sessions"] == 1
+    assert _json(story, "stats", "--since", "126s")["total"]["sessions"] == 5
+
+    nothing = _json(story, "stats", "--since", "30s")
+    assert nothing["channels"] == []
+    assert nothing["total"] == _row(None, 0, 0, 0, 0, None, None, 0)
+    table = _run(story, "stats", "--since", "30s").output.splitlines()
+    assert table[1:] == [
+        "channel  sessions  sent  delivered  confirmed  conversion  median to confirm  fallbacks",
+        "total           0     0          0          0           -                  -          0",
+    ]
+
+
+def test_stats_of_one_widget(story):
+    shop = _json(story, "stats", "--widget", str(story.shop.id))
+    assert shop["widget"] == str(story.shop.id)
+    assert shop["channels"] == [
+        _row("sms", 6, 4, 1, 2, 33.3, 37.5, 3),
+        _row("voice", 3, 2, 1, 1, 33.3, 90.0, 0),
+    ]
+    assert shop["total"] == _row(None, 6, 5, 2, 3, 50.0, 45.0, 3)
+
+    other = _json(story, "stats", "--widget", str(story.other.id))
+    assert other["channels"] == [_row("whatsapp", 1, 1, 0, 1, 100.0, 60.0, 0)]
+    assert other["total"] == _row(None, 1, 1, 0, 1, 100.0, 60.0, 0)
+
+    timed = _json(story, "stats", "--widget", str(story.timed.id))
+    # fallbackAfter moved it from sms: the "fallback" entry names the channel left.
+    assert timed["channels"] == [
+        _row("sms", 1, 1, 0, 0, 0.0, None, 1),
+        _row("voice", 1, 1, 0, 1, 100.0, 20.0, 0),
+    ]
+
+    table = _run(story, "stats", "--widget", str(story.other.id)).output.splitlines()
+    assert table[0].endswith(f", widget {story.other.id}:")
+    assert _json(story, "stats", "--widget", str(uuid.uuid4()))["channels"] == []
+
+
+def test_fallbacks_count_moves_to_a_later_channel_not_channels_passed_over(make_app, clock):
+    app, sdkauth = make_app()
+    with app.app_context():
+        # No sender for viber: skipped. sms may not be resent, so resend goes on.
+        widget = sdkauth.create_widget("W", [
+            Channel("viber"),
+            Channel("sms", settings={"numberOfRestart": 0, "restartCooldown": 30}),
+            Channel("voice"),
+        ])
+        request_id = sdkauth.send(widget.id, "+79991234567")
+        clock.advance(30)
+        assert sdkauth.engine.resend(request_id) is True
+        outcomes = [(e["channel"], e["outcome"])
+                    for e in sdkauth.engine.sessions.get(request_id).history]
+    assert outcomes == [("viber", "skipped"), ("sms", "sent"), ("voice", "sent")]
+    counted = json.loads(app.test_cli_runner().invoke(args=["sdkauth", "stats", "--json"]).output)
+    assert counted["channels"] == [
+        _row("sms", 1, 1, 0, 0, 0.0, None, 1),
+        _row("viber", 1, 0, 0, 0, 0.0, None, 0),
+        _row("voice", 1, 1, 0, 0, 0.0, None, 0),
+    ]
+    assert counted["total"] == _row(None, 1, 1, 0, 0, 0.0, None, 1)
+
+
+def test_the_median_is_exact_to_the_millisecond(make_app, outbox, clock):
+    app, sdkauth = make_app()
+    with app.app_context():
+        widget = sdkauth.create_widget("W", [Channel("sms")])
+        for number, seconds in [("+79991234511", 0.25), ("+79991234512", 1.5)]:
+            request_id = sdkauth.send(widget.id, number)
+            clock.advance(seconds)
+            sdkauth.engine.check_code(request_id, outbox.last_for(request_id).code)
+    result = app.test_cli_runner().invoke(args=["sdkauth", "stats", "--json"])
+    assert json.loads(result.output)["total"]["medianSecondsToConfirm"] == 0.875
+
+
 # -- session show -------------------------------------------------------------------
 
 
@@ -224,7 +356,32 @@ def test_show_a_session_that_found_no_channel(story):
     assert lines[-1].split()[1:4] == ["voice", "(1)", "failed"]
 
 
-def test_session_show_prints_no_secret(story, outbox):
+class _Queue:
+    """A dispatcher that keeps launches for later (a worker that never comes)."""
+
+    def dispatch(self, job, run):
+        return None
+
+    def schedule_fallback(self, request_id, generation, delay):
+        pass
+
+
+def test_a_session_waiting_for_its_first_launch(make_app):
+    app, sdkauth = make_app(dispatcher=_Queue())
+    with app.app_context():
+        widget = sdkauth.create_widget("W", [Channel("sms")])
+        request_id = sdkauth.send(widget.id, "+79991234567")
+    runner = app.test_cli_runner()
+    lines = runner.invoke(args=["sdkauth", "session", "show", str(request_id)]).output
+    assert "state               pending (channel status: wait)" in lines.splitlines()
+    assert lines.splitlines()[-1] == "history: empty"
+    # Not launched yet: in no channel's row, nor in the total.
+    counted = json.loads(runner.invoke(args=["sdkauth", "stats", "--json"]).output)
+    assert counted["channels"] == []
+    assert counted["total"]["sessions"] == 0
+
+
+def test_session_show_and_stats_print_no_secret(story, outbox):
     with story.app.app_context():
         # A codeless session too, one confirmed and one waiting: their tokens.
         push = story.sdkauth.create_widget(
@@ -243,7 +400,7 @@ def test_session_show_prints_no_secret(story, outbox):
     codes = [message.code for message in outbox.messages if message.code]
     assert len(tokens) == 2 and hashes and len(codes) >= 8
 
-    outputs = []
+    outputs = [_run(story, "stats").output, _run(story, "stats", "--json").output]
     for session in sessions:
         for extra in ((), ("--json",)):
             result = _run(story, "session", "show", str(session.id), *extra)
@@ -278,3 +435,17 @@ def test_session_show_of_a_malformed_or_unknown_id(story):
         result = _run(story, "session", "show", str(unknown), *extra)
         assert result.exit_code == 1
         assert result.output.strip() == f"Error: no such session {unknown}"
+
+
+@pytest.mark.parametrize("since", ["abc", "0h", "-1h", "24", "1.5h", "1w", ""])
+def test_stats_refuses_a_bad_since(story, since):
+    for args in (("--since", since), (f"--since={since}",)):
+        result = _run(story, "stats", *args)
+        assert result.exit_code == 2, (args, result.output)
+        assert "Invalid value for '--since'" in result.output
+
+
+def test_stats_refuses_a_malformed_widget_id(story):
+    result = _run(story, "stats", "--widget", "shop")
+    assert result.exit_code == 2
+    assert "Invalid value for '--widget'" in result.output
