@@ -21,6 +21,8 @@ from typing import Any
 import sqlalchemy as sa
 from flask_sqlalchemy import SQLAlchemy
 
+from .store import _connect
+
 __all__ = ["ChannelStats", "Stats", "channel_stats"]
 
 #: History outcomes that record a launch trying a channel (``retry`` is one try of
@@ -89,7 +91,8 @@ def channel_stats(
 ) -> Stats:
     """Count the sessions created at ``since`` or later (of ``widget_id`` only,
     when given) per channel type and in total, in one statement."""
-    with db.engine.connect() as connection:
+    # The store's connection: an unreachable database is NoConnectionException.
+    with _connect(db) as connection:
         statement = _statement(table, connection.dialect.name, since, widget_id)
         rows = connection.execute(statement).all()
     found = [
