@@ -14,6 +14,7 @@ import click
 from flask import current_app
 from flask.cli import AppGroup
 
+from .errors import SdkAuthError
 from .session_report import session_report
 from .stats import ChannelStats, channel_stats
 from .widgets import Channel
@@ -23,7 +24,18 @@ if TYPE_CHECKING:
 
 __all__ = ["sdkauth_cli"]
 
-sdkauth_cli = AppGroup("sdkauth", help="Manage flask-sdkauth widgets and tokens.")
+class _Commands(AppGroup):
+    """Reports the extension's errors (an unreachable database…) as one line and
+    exit code 1, not as a traceback."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except SdkAuthError as error:
+            raise click.ClickException(f"{error.type}: {error.message}") from error
+
+
+sdkauth_cli = _Commands("sdkauth", help="Manage flask-sdkauth widgets and tokens.")
 widget_cli = AppGroup("widget", help="Manage the built-in widget table.")
 sdkauth_cli.add_command(widget_cli)
 session_cli = AppGroup("session", help="Look into authentication sessions.")

@@ -5,7 +5,13 @@ from __future__ import annotations
 import uuid
 
 import jwt
+import pytest
 import sqlalchemy as sa
+from flask import Flask
+from flask_jwt_extended import JWTManager
+from flask_sqlalchemy import SQLAlchemy
+
+from flask_sdkauth import SdkAuth
 
 from .conftest import bearer
 from .flow import WidgetClient
@@ -129,3 +135,18 @@ def test_create_with_allowed_regions(app, sdkauth):
     with app.app_context():
         widget = sdkauth.engine.find_widget(uuid.UUID(result.output.strip()))
     assert widget.allowed_regions == {"RU", "KZ"}
+
+
+@pytest.mark.parametrize("args", [["stats"], ["purge"], ["session", "show", str(uuid.uuid4())]])
+def test_an_unreachable_database_is_one_line_not_a_traceback(args):
+    app = Flask(__name__)
+    app.config.update(
+        SECRET_KEY="k" * 32,
+        SQLALCHEMY_DATABASE_URI="postgresql+psycopg://postgres@127.0.0.1:1/closed",
+    )
+    JWTManager(app)
+    SdkAuth(app, db=SQLAlchemy(app))
+    result = app.test_cli_runner().invoke(args=["sdkauth", *args])
+    assert result.exit_code == 1
+    assert result.output.startswith("Error: NoConnectionException: ")
+    assert "Traceback" not in result.output
