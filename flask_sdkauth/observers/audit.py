@@ -8,7 +8,6 @@ record of that number, so they can be joined without storing it.
 
 from __future__ import annotations
 
-import hashlib
 import hmac
 import logging
 from typing import Any
@@ -36,8 +35,7 @@ AUDIT_FIELDS = (
 
 def number_hash(key: bytes, number: str) -> str:
     """The audit records' keyed hash of an E.164 ``number`` (32 hex digits)."""
-    digest = hmac.new(key, b"sdkauth-audit-number\x00" + number.encode(), hashlib.sha256)
-    return digest.hexdigest()[:32]
+    return hmac.digest(key, b"sdkauth-audit-number\x00" + number.encode(), "sha256").hex()[:32]
 
 
 class AuditLog:
@@ -61,11 +59,17 @@ class AuditLog:
             "reason": event.reason,
             "seconds": round(event.seconds, 3) if event.seconds is not None else None,
         }
-        audit_logger.info(
+        # makeRecord and handle, as Logger.info does, but without looking up the
+        # caller's frame (its file and line would name this module anyway).
+        record = audit_logger.makeRecord(
+            audit_logger.name,
+            logging.INFO,
+            __file__,
+            0,
             "sdkauth %s %s (session %s, channel %s)",
-            event.kind,
-            event.outcome,
-            fields["request_id"] or "-",
-            event.channel or "-",
+            (event.kind, event.outcome, fields["request_id"] or "-", event.channel or "-"),
+            None,
+            func="AuditLog",
             extra=fields,
         )
+        audit_logger.handle(record)
