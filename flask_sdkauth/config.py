@@ -80,6 +80,9 @@ DEFAULT_CONFIG: Mapping[str, Any] = {
     # Seconds a session may wait in "pending" before `flask sdkauth sweep` (or the
     # Celery sweep task) relaunches it: its worker died or its job was lost.
     "SDKAUTH_LAUNCH_DEADLINE": 60,
+    # Seconds a process keeps a built-in widget it has read (0: read it every
+    # time); its own changes apply at once, another process's within this time.
+    "SDKAUTH_WIDGET_CACHE_SECONDS": 5,
     # operationIds whose routes answer 404, e.g. ["complete", "checkStatusAndComplete"]
     # when only the backend (through the Python API) may complete sessions.
     "SDKAUTH_DISABLED_OPERATIONS": (),
@@ -168,6 +171,7 @@ class Settings:
     delivery_retries: int
     launch_deadline: float
     test_numbers: Mapping[str, str]
+    widget_cache_seconds: float
     metrics: bool | None
     metrics_widget_label: bool
     audit_log: bool
@@ -241,10 +245,18 @@ class Settings:
             delivery_retries=retries,
             launch_deadline=float(config["SDKAUTH_LAUNCH_DEADLINE"]),
             test_numbers=test_numbers,
+            widget_cache_seconds=_seconds_or_zero(config, "SDKAUTH_WIDGET_CACHE_SECONDS"),
             metrics=_optional_flag(config, "SDKAUTH_METRICS"),
             metrics_widget_label=_flag(config, "SDKAUTH_METRICS_WIDGET_LABEL"),
             audit_log=_flag(config, "SDKAUTH_AUDIT_LOG"),
         )
+
+
+def _seconds_or_zero(config: Mapping[str, Any], key: str) -> float:
+    value = config[key]
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0:
+        raise ValueError(f"{key} must be a number of seconds >= 0, got {value!r}")
+    return float(value)
 
 
 def _flag(config: Mapping[str, Any], key: str) -> bool:

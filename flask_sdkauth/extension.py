@@ -113,7 +113,12 @@ class SdkAuth:
         self._engines[app] = Engine(
             settings=settings,
             sessions=SessionStore(self.db, self.tables.session, on_change=notifier.publish),
-            widgets=WidgetStore(self.db, self.tables.widget),
+            widgets=WidgetStore(
+                self.db,
+                self.tables.widget,
+                cache_seconds=settings.widget_cache_seconds,
+                clock=self.clock,
+            ),
             hooks=self.hooks,
             dispatcher=self._dispatcher or _configured_dispatcher(settings.dispatcher),
             notifier=notifier,

@@ -16,12 +16,13 @@ import weakref
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field, fields
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 import sqlalchemy as sa
 from flask_sqlalchemy import SQLAlchemy
 
+from .clock import utc_now
 from .errors import NoConnectionException
 from .history import HistoryAppend
 from .outages import Outage
@@ -295,17 +296,53 @@ class SessionStore:
 
 
 class WidgetStore:
-    """The built-in widget table, used when the host registers no ``widget_loader``."""
+    """The built-in widget table, used when the host registers no ``widget_loader``.
 
-    def __init__(self, db: SQLAlchemy, table: sa.Table) -> None:
+    With ``cache_seconds`` (``SDKAUTH_WIDGET_CACHE_SECONDS``), a widget read is kept
+    that long in this process, so that sends and checks do not read it every time.
+    This process's own changes (:meth:`create`, :meth:`update_flags`) drop the copy
+    at once; another process's are seen within ``cache_seconds``. Missing widgets
+    are not kept, so unknown ids cannot fill the cache.
+    """
+
+    #: Widgets kept at most; the cache starts again empty beyond.
+    CACHE_SIZE = 1024
+
+    def __init__(
+        self,
+        db: SQLAlchemy,
+        table: sa.Table,
+        *,
+        cache_seconds: float = 0,
+        clock: Callable[[], datetime] = utc_now,
+    ) -> None:
         self._db = db
         self._table = table
         self._select = sa.select(table).where(table.c.id == sa.bindparam("_id"))
+        self._cache_for = timedelta(seconds=cache_seconds)
+        self._clock = clock
+        self._cache: dict[uuid.UUID, tuple[datetime, Widget]] = {}
 
     def get(self, widget_id: uuid.UUID) -> Widget | None:
+        caching = self._cache_for > timedelta(0)
+        if caching:
+            kept = self._cache.get(widget_id)
+            if kept is not None and kept[0] > self._clock():
+                return kept[1]
         with _connect(self._db) as connection:
             row = connection.execute(self._select, {"_id": widget_id}).first()
-        return None if row is None else _widget_from_row(row)
+        if row is None:
+            return None
+        widget = _widget_from_row(row)
+        if caching:
+            if len(self._cache) >= self.CACHE_SIZE:
+                self._cache.clear()
+            self._cache[widget_id] = (self._clock() + self._cache_for, widget)
+        return widget
+
+    def forget(self, widget_id: uuid.UUID) -> None:
+        """Drop the kept copy of a widget (after a change made elsewhere)."""
+        self._cache.pop(widget_id, None)
 
     def all(self) -> list[Widget]:
         query = sa.select(self._table).order_by(self._table.c.created_at)
@@ -343,6 +380,7 @@ class WidgetStore:
                     created_at=created_at,
                 )
             )
+        self.forget(widget.id)
         return widget
 
     def update_flags(self, widget_id: uuid.UUID, flags: Mapping[str, bool]) -> bool:
@@ -351,7 +389,9 @@ class WidgetStore:
             sa.update(self._table).where(self._table.c.id == widget_id).values(**flags)
         )
         with _connect(self._db) as connection:
-            return connection.execute(statement).rowcount == 1
+            updated = connection.execute(statement).rowcount == 1
+        self.forget(widget_id)
+        return updated
 
 
 def _widget_from_row(row: sa.Row[Any]) -> Widget:
