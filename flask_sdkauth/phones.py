@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import re
 from dataclasses import dataclass
 
@@ -14,6 +15,12 @@ class InvalidPhoneNumber(ValueError):
     """The text is not a valid phone number."""
 
 
+#: Numbers a process keeps parsed: a send reads its number several times (the
+#: view, the guards, the launch), and parsing is the dearest step of ``phonenumbers``.
+_PARSED = 4096
+
+
+@functools.lru_cache(maxsize=_PARSED)
 def to_e164(text: str, region: str | None = None) -> str:
     """Return ``text`` as an E.164 number (``+79991234567``).
 
@@ -75,6 +82,7 @@ _TYPE_NAMES = {
 }
 
 
+@functools.lru_cache(maxsize=_PARSED)
 def describe(e164: str) -> PhoneInfo:
     """Region, calling code and number type of a number :func:`to_e164` returned."""
     number = phonenumbers.parse(e164)
