@@ -14,7 +14,6 @@ from __future__ import annotations
 import uuid
 from dataclasses import dataclass, replace
 from datetime import timedelta
-from typing import Any
 
 from flask import current_app
 
@@ -23,7 +22,7 @@ from .clock import Clock, utc_now
 from .confirming import ConfirmingMixin
 from .core import Authorize
 from .delivering import DeliveringMixin
-from .dispatchers import LaunchJob
+from .dispatchers import InlineDispatcher, LaunchJob
 from .errors import (
     ForbiddenException,
     NoAvailableChannelsException,
@@ -34,7 +33,8 @@ from .events import AuthEvent, emit
 from .observing import ChannelView, ObservingMixin
 from .phones import describe
 from .states import Event, State
-from .store import SessionRecord
+from .store import SessionRecord, UnstoredSession
+from .widgets import Widget
 
 __all__ = ["Authorize", "ChannelView", "Clock", "Engine", "WidgetInfo", "utc_now"]
 
@@ -139,22 +139,26 @@ class Engine(ObservingMixin, ConfirmingMixin, DeliveringMixin):
             expires_at=now + timedelta(seconds=self.settings.session_lifetime),
             locale=locale or self.settings.default_locale,
         )
-        self.sessions.create(**_columns(session))
-        signals.session_created.send(
-            current_app._get_current_object(),  # type: ignore[attr-defined]
-            request_id=session.id,
-            widget_id=widget.id,
-        )
         job = LaunchJob(request_id=session.id, generation=session.generation)
         started = replace(refusal, outcome="started", request_id=session.id)
         try:
-            self._dispatch(job, widget, session)
+            # Only the built-in inline dispatcher is known to run the launch at
+            # once; any other (a subclass too) may defer it, and needs the row first.
+            inline = type(self.dispatcher) is InlineDispatcher
+            if inline and not self.sessions.known_unreachable:
+                self._launch_unstored(job, widget, session)
+            else:
+                # Queued (or the database is down: fail before any message goes
+                # out), the session is stored first and its launch updates it.
+                self.sessions.insert(session)
+                self._announce_created(session)
+                self._dispatch(job, widget, session)
         except NoAvailableChannelsException:
             emit(replace(started, outcome="no_channels", reason="no channel could deliver"))
             raise
         except NoConnectionException:
-            # The launch could not be queued and the client gets no requestId:
-            # close the session rather than let the sweep send to it later.
+            # The launch could not be queued (or stored) and the client gets no
+            # requestId: close the session rather than let the sweep send to it later.
             self.sessions.apply(
                 session.id, Event.LAUNCH_LOST, at_generation=session.generation,
                 updated_at=self.clock(),
@@ -162,6 +166,27 @@ class Engine(ObservingMixin, ConfirmingMixin, DeliveringMixin):
             raise
         emit(started)
         return session.id
+
+    def _launch_unstored(self, job: LaunchJob, widget: Widget, session: SessionRecord) -> None:
+        """Launch inline before the session is written, then write it once: in the
+        state the launch left it (spec §7), with its history and code hash.
+
+        :raises NoAvailableChannelsException: no channel could deliver (the session
+            is stored, with every failure in its history).
+        """
+        unstored = UnstoredSession(self.sessions, session, on_stored=self._announce_created)
+        self.launcher.launch(
+            job, widget=widget, session=session, within_request=True, store=unstored
+        )
+        if unstored.store().state is State.NO_CHANNELS:
+            raise NoAvailableChannelsException()
+
+    def _announce_created(self, session: SessionRecord) -> None:
+        signals.session_created.send(
+            current_app._get_current_object(),  # type: ignore[attr-defined]
+            request_id=session.id,
+            widget_id=session.widget_id,
+        )
 
     def purge(self, older_than: timedelta | None = None) -> int:
         """Delete sessions created more than ``older_than`` (default
@@ -174,11 +199,3 @@ class Engine(ObservingMixin, ConfirmingMixin, DeliveringMixin):
             older_than = timedelta(seconds=self.settings.retention)
         now = self.clock()
         return self.sessions.delete_ended(created_before=now - older_than, now=now)
-
-
-def _columns(session: SessionRecord) -> dict[str, Any]:
-    values = {name: getattr(session, name) for name in session.__dataclass_fields__}
-    values["state"] = session.state.value
-    return values
-
-

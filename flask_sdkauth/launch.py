@@ -26,7 +26,7 @@ from .message import Message, MessageId
 from .phones import describe
 from .redaction import redact
 from .states import Event
-from .store import SessionRecord, SessionStore
+from .store import SessionRecord, SessionStore, SessionWriter
 from .widgets import Widget
 
 __all__ = ["Launcher"]
@@ -65,6 +65,7 @@ class Launcher:
         widget: Widget | None,
         session: SessionRecord,
         within_request: bool = False,
+        store: SessionWriter | None = None,
     ) -> SessionRecord | None:
         """Try the widget's channels by priority from ``job.channel_index``.
 
@@ -80,9 +81,12 @@ class Launcher:
 
         :param within_request: the launch runs inside the client's request, so a
             channel's retries must fit in its sender timeout too.
+        :param store: where the outcome is written (default: the session store); an
+            :class:`~flask_sdkauth.store.UnstoredSession` inserts it.
         :returns: the session as written, or ``None`` if it had meanwhile left
             PENDING (closed, or relaunched by someone else).
         """
+        writer: SessionWriter = store or self.sessions
         channels = widget.channels if widget is not None else ()
         generation = session.generation  # assigned when the session entered PENDING
         history: list[dict[str, Any]] = []
@@ -96,7 +100,7 @@ class Launcher:
             if first_try:
                 first_try = False
                 return True
-            alive = self.sessions.apply(
+            alive = writer.apply(
                 session.id, Event.LAUNCH_RUNNING, at_generation=generation,
                 updated_at=self.clock(),
             )
@@ -129,12 +133,12 @@ class Launcher:
                 sender, message, index, session, within_request, history, still_ours
             )
             if delivered is None:
-                self._note(session.id, history)
+                self._note(writer, session.id, history)
                 return None
             if not delivered:
                 left = history[-1]
                 continue
-            updated = self.sessions.apply(
+            updated = writer.apply(
                 session.id,
                 Event.CHANNEL_SENT,
                 at_generation=generation,
@@ -150,7 +154,7 @@ class Launcher:
                 updated_at=self.clock(),
             )
             if updated is None:  # someone else was first
-                self._note(session.id, history)
+                self._note(writer, session.id, history)
                 return None
             signals.message_sent.send(
                 current_app._get_current_object(),  # type: ignore[attr-defined]
@@ -164,7 +168,7 @@ class Launcher:
             session.id,
             len({entry["index"] for entry in history}),
         )
-        exhausted = self.sessions.apply(
+        exhausted = writer.apply(
             session.id,
             Event.FALLBACK_FAILED if job.fallback else Event.CHANNELS_EXHAUSTED,
             at_generation=session.generation,
@@ -173,13 +177,15 @@ class Launcher:
             updated_at=self.clock(),
         )
         if exhausted is None:
-            self._note(session.id, history)
+            self._note(writer, session.id, history)
         return exhausted
 
-    def _note(self, request_id: uuid.UUID, history: list[dict[str, Any]]) -> None:
+    def _note(
+        self, writer: SessionWriter, request_id: uuid.UUID, history: list[dict[str, Any]]
+    ) -> None:
         """Keep the tries of a launch that lost the race to record its outcome."""
         if history:
-            self.sessions.apply(request_id, Event.HISTORY_NOTED, history=history)
+            writer.apply(request_id, Event.HISTORY_NOTED, history=history)
 
     def _deliver(
         self,

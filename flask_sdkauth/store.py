@@ -15,9 +15,9 @@ import uuid
 import weakref
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field, fields, replace
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, Protocol
 
 import sqlalchemy as sa
 from flask_sqlalchemy import SQLAlchemy
@@ -144,11 +144,33 @@ class SessionRecord:
         """The channel status a client sees (``wait``, ``sent``, ``error``…)."""
         return CHANNEL_STATUS[self.state]
 
+    def to_columns(self) -> dict[str, Any]:
+        """The values of the session's row."""
+        values = {f.name: getattr(self, f.name) for f in fields(self)}
+        values["state"] = self.state.value
+        return values
+
     @classmethod
     def from_row(cls, row: sa.Row[Any]) -> SessionRecord:
         values = dict(row._mapping)
         values["state"] = State(values["state"])
         return cls(**{f.name: values[f.name] for f in fields(cls)})
+
+
+class SessionWriter(Protocol):
+    """What a launch writes its outcome through: :class:`SessionStore` or an
+    :class:`UnstoredSession`."""
+
+    def apply(
+        self,
+        request_id: uuid.UUID,
+        event: Event,
+        *,
+        at_generation: int | None = None,
+        where: Sequence[sa.ColumnElement[bool]] = (),
+        history: Sequence[Mapping[str, Any]] = (),
+        **values: Any,
+    ) -> SessionRecord | None: ...
 
 
 class SessionStore:
@@ -176,6 +198,16 @@ class SessionStore:
     def create(self, **values: Any) -> None:
         with _connect(self._db) as connection:
             connection.execute(self._insert, values)
+
+    def insert(self, session: SessionRecord) -> None:
+        """Write a new session, as it is, in one statement."""
+        self.create(**session.to_columns())
+
+    @property
+    def known_unreachable(self) -> bool:
+        """Whether the last attempt to reach the database failed (an outage is on)."""
+        pool = _POOLS.get(self._db.engine)
+        return pool is not None and pool.outage.ongoing
 
     def get(self, request_id: uuid.UUID) -> SessionRecord | None:
         with _connect(self._db) as connection:
@@ -293,6 +325,66 @@ class SessionStore:
     def columns(self) -> sa.ColumnCollection[str, sa.Column[Any]]:
         """The table's columns, for conditions and expressions in :meth:`apply`."""
         return self._table.c
+
+
+class UnstoredSession:
+    """A session launched before its first write, which its launch then stores.
+
+    Inline, ``send`` launches the first channel before the session exists, and the
+    launch's outcome (sent, with its code's hash; or no channel) is written by one
+    ``INSERT`` instead of an ``INSERT`` then an ``UPDATE``. Nobody else knows the
+    request id until ``send`` answers, so no writer can come in between: the
+    transitions' conditions hold by construction, and :meth:`apply` takes the
+    shape of :meth:`SessionStore.apply` for the launcher.
+    """
+
+    def __init__(
+        self,
+        store: SessionStore,
+        session: SessionRecord,
+        on_stored: Callable[[SessionRecord], None],
+    ) -> None:
+        self._store = store
+        self._on_stored = on_stored
+        self.session = session
+        self.stored = False
+
+    def apply(
+        self,
+        request_id: uuid.UUID,
+        event: Event,
+        *,
+        at_generation: int | None = None,
+        where: Sequence[sa.ColumnElement[bool]] = (),
+        history: Sequence[Mapping[str, Any]] = (),
+        **values: Any,
+    ) -> SessionRecord | None:
+        if self.stored:
+            return self._store.apply(
+                request_id, event, at_generation=at_generation, where=where,
+                history=history, **values,
+            )
+        if event is Event.LAUNCH_RUNNING:
+            return self.session  # alive: there is no row to keep alive yet
+        transition = TRANSITIONS[event]
+        if self.session.state not in transition.sources or where:
+            raise AssertionError(f"{event} cannot start an unstored session")
+        self.session = replace(
+            self.session,
+            **values,
+            state=transition.target or self.session.state,
+            history=[*self.session.history, *(dict(entry) for entry in history)],
+        )
+        self.store()
+        return self.session
+
+    def store(self) -> SessionRecord:
+        """Insert the session as it is now, once; return it."""
+        if not self.stored:
+            self._store.insert(self.session)
+            self.stored = True
+            self._on_stored(self.session)
+        return self.session
 
 
 class WidgetStore:

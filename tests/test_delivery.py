@@ -3,6 +3,7 @@ and the sweep of lost launches."""
 
 from __future__ import annotations
 
+import logging
 import threading
 import uuid
 
@@ -341,7 +342,10 @@ def test_a_report_on_a_closed_session_is_recorded(app, sdkauth, two_channels, ou
     assert session.history[-1]["status"] == "failed"
 
 
-def test_a_failure_reported_before_the_sender_returns_is_only_recorded(make_app):
+def test_a_report_before_an_inline_send_has_answered_is_ignored(make_app, caplog):
+    """Inline, send writes its session once its launch is over (one INSERT): a
+    report that beats the sender's own return finds no session yet, is logged and
+    changes nothing; the channel stays sent, as when such a report was recorded."""
     app, sdkauth = make_app()
 
     def reporting_sender(message):
@@ -349,15 +353,13 @@ def test_a_failure_reported_before_the_sender_returns_is_only_recorded(make_app)
         sdkauth.report_delivery(message.id, "failed")
 
     sdkauth.add_channel_sender("sms", reporting_sender)
-    with app.app_context():
+    with app.app_context(), caplog.at_level(logging.INFO, logger="flask_sdkauth"):
         widget = sdkauth.create_widget("W", [Channel("sms"), Channel("voice")])
         request_id = sdkauth.send(widget.id, RECIPIENT)
     session = _session(app, sdkauth, request_id)
     assert (session.state, session.channel["type"]) == (State.SENT, "sms")
-    assert [(entry["outcome"], entry.get("current")) for entry in session.history] == [
-        ("report", False),
-        ("sent", None),
-    ]
+    assert [entry["outcome"] for entry in session.history] == ["sent"]
+    assert "delivery report 'failed' for no known message ignored" in caplog.text
 
 
 def test_concurrent_reports_are_all_kept_and_fall_back_once(
@@ -631,13 +633,16 @@ def test_a_launch_still_trying_channels_is_not_taken_for_lost(make_app, outbox, 
 
 
 def test_a_launch_that_loses_the_race_keeps_its_history(make_app, outbox, clock):
+    """A resend's launch outlives the deadline and the sweep relaunches meanwhile.
+    (A send's first launch cannot lose this race: inline, its session is written
+    only once that launch is over, so there is nothing to sweep before.)"""
     app, sdkauth = make_app()
     calls = []
 
     def sms(message):
         calls.append(message.id)
-        if len(calls) == 1:
-            # The first try outlives the deadline: the sweep relaunches meanwhile.
+        if len(calls) == 2:
+            # The resend's try outlives the deadline: the sweep relaunches meanwhile.
             clock.advance(61)
             assert sdkauth.sweep() == 1
         outbox(message)
@@ -646,17 +651,21 @@ def test_a_launch_that_loses_the_race_keeps_its_history(make_app, outbox, clock)
     with app.app_context():
         widget = sdkauth.create_widget("W", [Channel("sms")])
         request_id = sdkauth.send(widget.id, RECIPIENT)
-    session = _session(app, sdkauth, request_id)
-    # Both launches sent; the first could not record its outcome, but its try is
-    # kept; only the relaunch's code counts.
-    assert _outcomes(session) == [(None, "lost"), ("sms", "sent"), ("sms", "sent")]
-    assert session.generation == 2
-    assert len(calls) == 2
-    relaunch, first = outbox.messages  # the relaunch finished inside the first try
-    assert (relaunch.id, first.id) == (calls[1], calls[0])
     api = _client(app, sdkauth, widget)
+    clock.advance(301)  # past the restart cooldown
+    assert api.resend(str(request_id)).status_code == 201
+    session = _session(app, sdkauth, request_id)
+    # Both launches sent; the resend's could not record its outcome, but its try
+    # is kept; only the relaunch's code counts.
+    assert _outcomes(session) == [
+        ("sms", "sent"), (None, "lost"), ("sms", "sent"), ("sms", "sent"),
+    ]
+    assert session.generation == 3
+    assert len(calls) == 3
+    _, relaunch, resent = outbox.messages  # the relaunch finished inside the resend's try
+    assert (relaunch.id, resent.id) == (calls[2], calls[1])
     api.channel(str(request_id))
-    assert api.check_code(str(request_id), first.code).status_code == 400
+    assert api.check_code(str(request_id), resent.code).status_code == 400
     assert api.check_code(str(request_id), relaunch.code).json == {"success": True}
 
 

@@ -362,6 +362,9 @@ def test_notifier_on_dead_redis(
     api = _client(app, sdkauth, widget.id)
     request_id = started(api, widget.id)
     code = outbox.last.code
+    # A send publishes nothing (nobody can wait on a session before it exists):
+    # start the listener, which finds Redis down.
+    assert not notifiers[0].wait_until_subscribed(0)
     _until(lambda: notifiers[0].is_down)
 
     # Long polls that have news answer at once: none waits for a subscription that
