@@ -362,6 +362,34 @@ def test_a_report_before_an_inline_send_has_answered_is_ignored(make_app, caplog
     assert "delivery report 'failed' for no known message ignored" in caplog.text
 
 
+def test_a_failure_reported_before_a_resends_sender_returns_is_only_recorded(
+    make_app, clock
+):
+    app, sdkauth = make_app()
+    calls = []
+
+    def reporting_sender(message):
+        calls.append(message.id)
+        if len(calls) == 2:
+            # A fast gateway's webhook beats the resend's sender: the launch is
+            # still pending, so the report is kept and acts on nothing.
+            sdkauth.report_delivery(message.id, "failed")
+
+    sdkauth.add_channel_sender("sms", reporting_sender)
+    with app.app_context():
+        widget = sdkauth.create_widget("W", [Channel("sms"), Channel("voice")])
+        request_id = sdkauth.send(widget.id, RECIPIENT)
+    clock.advance(301)  # past the restart cooldown
+    assert _client(app, sdkauth, widget).resend(str(request_id)).status_code == 201
+    session = _session(app, sdkauth, request_id)
+    assert (session.state, session.channel["type"]) == (State.SENT, "sms")
+    assert [(entry["outcome"], entry.get("current")) for entry in session.history] == [
+        ("sent", None),
+        ("report", False),
+        ("sent", None),
+    ]
+
+
 def test_concurrent_reports_are_all_kept_and_fall_back_once(
     make_app, shared_database_uri, outbox
 ):
