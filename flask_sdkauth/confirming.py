@@ -247,15 +247,7 @@ class ConfirmingMixin(EngineCore):
         code checks across its sessions is taken first (429 when it is used up).
         """
         self.guards.limit_code_checks(session.recipient)
-        remaining = self.sessions.columns.remaining_attempts
-        taken = self.sessions.apply(
-            session.id,
-            Event.ATTEMPT_TAKEN,
-            at_generation=session.generation,
-            where=[remaining > 0],
-            remaining_attempts=remaining - 1,
-            updated_at=self.clock(),
-        )
+        taken = self.sessions.take_attempt(session.id, session.generation, self.clock())
         if taken is not None:
             return taken
         # Someone else moved the session on, or holds its last attempts.

@@ -194,6 +194,7 @@ class SessionStore:
         self._insert = sa.insert(table)
         self._select = sa.select(table).where(table.c.id == sa.bindparam("_id"))
         self._updates: dict[tuple[Any, ...], sa.Update] = {}
+        self._take_attempt: sa.Update | None = None
 
     def create(self, **values: Any) -> None:
         with _connect(self._db) as connection:
@@ -247,6 +248,28 @@ class SessionStore:
                 )
                 self._updates[key] = statement
             params.update({f"v_{name}": value for name, value in values.items()})
+        return self._run(statement, params, event, request_id)
+
+    def take_attempt(
+        self, request_id: uuid.UUID, generation: int, updated_at: datetime
+    ) -> SessionRecord | None:
+        """ATTEMPT_TAKEN: one attempt of launch ``generation`` if any is left, in one
+        statement (built once); ``None`` when none is left or the launch moved on."""
+        if self._take_attempt is None:
+            remaining = self._table.c.remaining_attempts
+            self._take_attempt = self._update(
+                Event.ATTEMPT_TAKEN,
+                True,
+                {"remaining_attempts": remaining - 1, "updated_at": sa.bindparam("v_updated_at")},
+                [remaining > 0],
+                (),
+            )
+        params = {"_id": request_id, "_generation": generation, "v_updated_at": updated_at}
+        return self._run(self._take_attempt, params, Event.ATTEMPT_TAKEN, request_id)
+
+    def _run(
+        self, statement: sa.Update, params: dict[str, Any], event: Event, request_id: uuid.UUID
+    ) -> SessionRecord | None:
         with _connect(self._db) as connection:
             row = connection.execute(statement, params).first()
         if row is None:
