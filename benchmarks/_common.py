@@ -59,6 +59,12 @@ def argument_parser(doc: str | None, *, time_limit: int) -> argparse.ArgumentPar
     return parser
 
 
+def add_database_argument(parser: argparse.ArgumentParser, of_what: str) -> None:
+    """--database: ``postgresql`` (the default, at --postgres-url) or ``sqlite``."""
+    parser.add_argument("--database", default="postgresql", choices=("postgresql", "sqlite"),
+                        help=f"database of {of_what} (default: %(default)s)")
+
+
 def add_server_arguments(parser: argparse.ArgumentParser) -> None:
     """The flags of the scripts that load gunicorn servers: --concurrency,
     --workers, --threads."""

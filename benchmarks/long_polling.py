@@ -45,6 +45,7 @@ from _common import (
     Reply,
     Server,
     Workdir,
+    add_database_argument,
     argument_parser,
     build_request,
     check_database,
@@ -70,8 +71,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                              "(default: %(default)s)")
     parser.add_argument("--notifiers", default="memory,redis",
                         help="comma-separated: memory, redis (default: %(default)s)")
-    parser.add_argument("--database", default="postgresql", choices=("postgresql", "sqlite"),
-                        help="database of the app (default: %(default)s)")
+    add_database_argument(parser, "the app")
     parser.add_argument("--redis-url", default=DEFAULT_REDIS_URL,
                         help="Redis for the redis notifier (default: %(default)s)")
     parser.add_argument("--trigger-concurrency", type=int, default=1,

@@ -40,6 +40,7 @@ import bench_app
 from _common import (
     FIXED_CODE,
     RECIPIENT,
+    add_database_argument,
     argument_parser,
     check_database,
     install_time_limit,
@@ -96,8 +97,7 @@ class TimedSignal:
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argument_parser(__doc__, time_limit=300)
-    parser.add_argument("--database", default="postgresql", choices=("postgresql", "sqlite"),
-                        help="database of the copies (default: %(default)s)")
+    add_database_argument(parser, "the copies")
     parser.add_argument("--requests", type=int, default=100,
                         help="sends (and checkCodes) per batch (default: %(default)s)")
     parser.add_argument("--rounds", type=int, default=25,

@@ -43,6 +43,7 @@ import bench_app
 import minimal_app
 from _common import (
     FIXED_CODE,
+    add_database_argument,
     argument_parser,
     check_database,
     install_time_limit,
@@ -77,8 +78,7 @@ AREAS = [
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argument_parser(__doc__, time_limit=600)
-    parser.add_argument("--database", default="postgresql", choices=("postgresql", "sqlite"),
-                        help="database of both apps (default: %(default)s)")
+    add_database_argument(parser, "both apps")
     parser.add_argument("--requests", type=int, default=1000,
                         help="requests per operation, app and pass (default: %(default)s)")
     parser.add_argument("--top", type=int, default=12,
