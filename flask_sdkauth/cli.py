@@ -156,6 +156,13 @@ def sweep() -> None:
     click.echo(f"Relaunched {relaunched} session(s).")
 
 
+@sdkauth_cli.command("audit-hash")
+@click.argument("number")
+def audit_hash(number: str) -> None:
+    """Print the number_hash the audit records carry for NUMBER (any notation)."""
+    click.echo(_extension().audit_number_hash(number))
+
+
 # -- looking into sessions ------------------------------------------------------
 
 

@@ -150,3 +150,14 @@ def test_an_unreachable_database_is_one_line_not_a_traceback(args):
     assert result.exit_code == 1
     assert result.output.startswith("Error: NoConnectionException: ")
     assert "Traceback" not in result.output
+
+
+def test_audit_hash_prints_the_records_hash_of_a_number(app, sdkauth):
+    runner = app.test_cli_runner()
+    result = runner.invoke(args=["sdkauth", "audit-hash", "+7 (999) 123-45-67"])
+    assert result.exit_code == 0, result.output
+    with app.app_context():
+        assert result.output.strip() == sdkauth.audit_number_hash("+79991234567")
+    assert len(result.output.strip()) == 32 and "9991234567" not in result.output
+    refused = runner.invoke(args=["sdkauth", "audit-hash", "not a number"])
+    assert refused.exit_code == 1 and refused.output.startswith("Error: ValidateError")
