@@ -208,7 +208,7 @@ class ConfirmingMixin(EngineCore):
             seconds = (self.clock() - session.launched_at).total_seconds()
         emit_for(
             session, kind, outcome, client_ip=client_ip,
-            channel=session.channel["type"] if session.channel else None,
+            channel=session.channel_type,
             reason=check.reason or error_type, seconds=seconds,
         )
 
@@ -287,8 +287,7 @@ class ConfirmingMixin(EngineCore):
         )
         if completed is None:
             return False
-        channel = completed.channel["type"] if completed.channel else None
-        emit_for(completed, "completion", "completed", channel=channel)
+        emit_for(completed, "completion", "completed", channel=completed.channel_type)
         return True
 
 

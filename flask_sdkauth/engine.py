@@ -141,11 +141,12 @@ class Engine(ObservingMixin, ConfirmingMixin, DeliveringMixin):
         )
         job = LaunchJob(request_id=session.id, generation=session.generation)
         started = replace(refusal, outcome="started", request_id=session.id)
+        # Only the built-in inline dispatcher is known to run the launch at once;
+        # any other (a subclass too) may defer it, and needs the row first.
+        inline = type(self.dispatcher) is InlineDispatcher
+        unstored = inline and not self.sessions.known_unreachable
         try:
-            # Only the built-in inline dispatcher is known to run the launch at
-            # once; any other (a subclass too) may defer it, and needs the row first.
-            inline = type(self.dispatcher) is InlineDispatcher
-            if inline and not self.sessions.known_unreachable:
+            if unstored:
                 self._launch_unstored(job, widget, session)
             else:
                 # Queued (or the database is down: fail before any message goes
@@ -157,12 +158,14 @@ class Engine(ObservingMixin, ConfirmingMixin, DeliveringMixin):
             emit(replace(started, outcome="no_channels", reason="no channel could deliver"))
             raise
         except NoConnectionException:
-            # The launch could not be queued (or stored) and the client gets no
-            # requestId: close the session rather than let the sweep send to it later.
-            self.sessions.apply(
-                session.id, Event.LAUNCH_LOST, at_generation=session.generation,
-                updated_at=self.clock(),
-            )
+            # The client gets no requestId. Unstored, nothing was written; otherwise
+            # the launch could not be queued: close the session rather than let the
+            # sweep send to it later.
+            if not unstored:
+                self.sessions.apply(
+                    session.id, Event.LAUNCH_LOST, at_generation=session.generation,
+                    updated_at=self.clock(),
+                )
             raise
         emit(started)
         return session.id

@@ -106,6 +106,13 @@ class Launcher:
             )
             return alive is not None
 
+        def pass_over(index: int, channel_type: str, outcome: str, reason: str) -> dict[str, Any]:
+            """Record a channel not tried (``skipped``, ``refused``); its entry."""
+            entry = history_entry(index, channel_type, now, outcome, reason)
+            history.append(entry)
+            emit_for(session, "delivery", outcome, channel=channel_type, reason=reason)
+            return entry
+
         left: dict[str, Any] | None = None  # the last entry of the channel given up
         for index in range(job.channel_index, len(channels)):
             channel = channels[index]
@@ -117,16 +124,11 @@ class Launcher:
                 )
             sender = self.hooks.channel_senders.get(channel.type)
             if sender is None:
-                left = history_entry(index, channel.type, now, "skipped", "no sender")
-                history.append(left)
-                emit_for(session, "delivery", "skipped", channel=channel.type, reason="no sender")
+                left = pass_over(index, channel.type, "skipped", "no sender")
                 continue
             assert widget is not None
             if not self.guards.allows_channel(channel.type, phone, widget.id):
-                reason = f"number type {phone.number_type}"
-                left = history_entry(index, channel.type, now, "refused", reason)
-                history.append(left)
-                emit_for(session, "delivery", "refused", channel=channel.type, reason=reason)
+                left = pass_over(index, channel.type, "refused", f"number type {phone.number_type}")
                 continue
             secret, message, payload = self._message(session, widget, index, now)
             delivered = self._deliver(

@@ -13,6 +13,7 @@ from typing import Any
 
 import phonenumbers
 
+from .phones import describe
 from .redaction import redact
 from .store import SessionRecord
 from .widgets import Widget
@@ -31,7 +32,7 @@ def mask_recipient(e164: str) -> str:
     two digits, a star for every other digit."""
     digits = "".join(char for char in e164 if char.isdigit())
     try:
-        country = str(phonenumbers.parse(e164).country_code or "")
+        country = str(describe(e164).country_code or "")
     except phonenumbers.NumberParseException:
         country = ""
     if not digits.startswith(country):

@@ -144,6 +144,11 @@ class SessionRecord:
         """The channel status a client sees (``wait``, ``sent``, ``error``…)."""
         return CHANNEL_STATUS[self.state]
 
+    @property
+    def channel_type(self) -> str | None:
+        """The current channel's type (``"sms"``…), or ``None`` before there is one."""
+        return None if self.channel is None else str(self.channel["type"])
+
     def to_columns(self) -> dict[str, Any]:
         """The values of the session's row."""
         values = {f.name: getattr(self, f.name) for f in fields(self)}
@@ -196,13 +201,10 @@ class SessionStore:
         self._updates: dict[tuple[Any, ...], sa.Update] = {}
         self._take_attempt: sa.Update | None = None
 
-    def create(self, **values: Any) -> None:
-        with _connect(self._db) as connection:
-            connection.execute(self._insert, values)
-
     def insert(self, session: SessionRecord) -> None:
         """Write a new session, as it is, in one statement."""
-        self.create(**session.to_columns())
+        with _connect(self._db) as connection:
+            connection.execute(self._insert, session.to_columns())
 
     @property
     def known_unreachable(self) -> bool:
