@@ -51,13 +51,18 @@ class ConfirmingMixin(EngineCore):
             self.guards.limit_client("check_code", client_ip)
             session, relaunched = self._open_launch(request_id, authorize)
             check.session = session
-            self.guards.limit_session("check_code", request_id)
+            codeless = session.channel is not None and session.channel["codeType"] == "codeless"
+            # Nothing was sent yet, or the code was typed for the channel the engine
+            # has just left: nothing is compared and no attempt of the new launch is
+            # used. Otherwise the number's code check is counted with the session's.
+            compares = session.state is State.SENT and not relaunched and not codeless
+            self.guards.limit_session(
+                "check_code", request_id, code_check_of=session.recipient if compares else None
+            )
             self._settle(Operation.CHECK_CODE, session)
-            if session.channel is not None and session.channel["codeType"] == "codeless":
+            if codeless:
                 raise IsCodelessChannelException()
-            if session.state is not State.SENT or relaunched:
-                # Nothing was sent yet, or the code was typed for the channel the
-                # engine has just left: no attempt of the new launch is used.
+            if not compares:
                 raise InvalidCodeException()
             session = self._take_attempt(session, Operation.CHECK_CODE)
             if self._secret_matches(session, code):
@@ -81,6 +86,7 @@ class ConfirmingMixin(EngineCore):
                 raise InvalidCodeException()
             if session.state is not State.SENT or relaunched:
                 raise InvalidCodeException()
+            self.guards.limit_code_checks(session.recipient)
             session = self._take_attempt(session, Operation.CONFIRM)
             if not self._secret_matches(session, token):
                 self._wrong_attempt(session, Operation.CONFIRM)
@@ -243,10 +249,10 @@ class ConfirmingMixin(EngineCore):
         """Take one attempt of this launch before any comparison, in one statement.
 
         Only a request that got an attempt compares, so whatever the interleaving
-        a launch sees at most ``numberOfTries`` comparisons. The number's cap on
-        code checks across its sessions is taken first (429 when it is used up).
+        a launch sees at most ``numberOfTries`` comparisons. The caller has taken
+        one of the number's code checks across its sessions first (429 when it is
+        used up).
         """
-        self.guards.limit_code_checks(session.recipient)
         taken = self.sessions.take_attempt(session.id, session.generation, self.clock())
         if taken is not None:
             return taken

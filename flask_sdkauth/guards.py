@@ -22,7 +22,6 @@ from .captcha import CAPTCHA_PROVIDERS, CaptchaVerifier
 from .errors import (
     CaptchaNotConfirmedException,
     NoAvailableChannelsException,
-    RateLimitException,
 )
 from .events import AuthEvent, emit
 from .phones import PhoneInfo
@@ -113,17 +112,16 @@ class Guards:
         client_ip: str | None,
         captcha_token: str | None,
     ) -> None:
-        """The limits per IP and per number, then the captcha (if configured).
+        """The limits per IP and per number (one round trip), then the captcha (if
+        configured).
 
         These count every send that reaches them, refused or not: they protect the
         caller's own budget and the number's owner."""
-        try:
-            if client_ip is not None:
-                self.limiter.hit("send_per_ip", client_ip)
-            self.limiter.hit("send_per_recipient", recipient)
-        except RateLimitException:
+        per_ip = () if client_ip is None else (("send_per_ip", client_ip),)
+        refusal = self.limiter.take(*per_ip, ("send_per_recipient", recipient))
+        if refusal is not None:
             self._refused("rate_limit", widget_id, recipient, client_ip)
-            raise
+            raise refusal.error()
         if self.captcha is None or client_ip is None:
             return
         # A free request takes one of the IP's free slots; once they are taken, every
@@ -138,27 +136,30 @@ class Guards:
     def admit(
         self, widget: Widget, phone: PhoneInfo, recipient: str, client_ip: str | None
     ) -> None:
-        """The widget's allowed regions, then its budget and the daily caps.
+        """The widget's allowed regions, then its budget and the daily caps (one
+        round trip).
 
         Called once the cheaper checks have passed (limits, captcha, the widget's
         flags, the blocklist), so refused sends never spend the widget's budget."""
         if widget.allowed_regions and phone.region not in widget.allowed_regions:
             self._refused("region", widget.id, recipient, client_ip)
             raise NoAvailableChannelsException()
-        try:
-            self.limiter.hit("send_per_widget", str(widget.id))
-        except RateLimitException:
-            self._refused("rate_limit", widget.id, recipient, client_ip)
-            raise
         code = str(phone.country_code)
         country_rule = code if code in self.country_caps else _ANY_COUNTRY
-        try:
-            self.limiter.hit("daily_per_widget", str(widget.id))
-            if country_rule in self.country_caps:
-                self.limiter.hit(f"daily_per_country:{country_rule}", code)
-        except RateLimitException:
-            self._refused("daily_cap", widget.id, recipient, client_ip)
-            raise
+        per_country = (
+            ((f"daily_per_country:{country_rule}", code),)
+            if country_rule in self.country_caps
+            else ()
+        )
+        refusal = self.limiter.take(
+            ("send_per_widget", str(widget.id)),
+            ("daily_per_widget", str(widget.id)),
+            *per_country,
+        )
+        if refusal is not None:
+            reason = "rate_limit" if refusal.rule == "send_per_widget" else "daily_cap"
+            self._refused(reason, widget.id, recipient, client_ip)
+            raise refusal.error()
 
     def allows_channel(self, channel_type: str, phone: PhoneInfo, widget_id: uuid.UUID) -> bool:
         """Whether a channel may deliver to this number (SMS-like needs a mobile)."""
@@ -188,10 +189,22 @@ class Guards:
         if client_ip is not None:
             self.limiter.hit(f"{operation}_per_ip", client_ip)
 
-    def limit_session(self, operation: str, request_id: uuid.UUID) -> None:
+    def limit_session(
+        self, operation: str, request_id: uuid.UUID, *, code_check_of: str | None = None
+    ) -> None:
         """The per-session limit of ``operation``; call it once the session exists
-        and the caller's token covers it, so nobody spends another's budget."""
-        self.limiter.hit(f"{operation}_per_session", str(request_id))
+        and the caller's token covers it, so nobody spends another's budget.
+
+        :param code_check_of: a number whose code is about to be compared: then one
+            of its code checks is taken too, after the session's limit and in the
+            same round trip (see :meth:`limit_code_checks`).
+        """
+        code_check = (
+            () if code_check_of is None else (("failed_codes_per_recipient", code_check_of),)
+        )
+        refusal = self.limiter.take((f"{operation}_per_session", str(request_id)), *code_check)
+        if refusal is not None:
+            raise refusal.error()
 
     def limit_code_checks(self, recipient: str) -> None:
         """Take one of the number's code checks across its sessions (429 when none

@@ -1,8 +1,10 @@
 """Named rate limits on top of the ``limits`` library, stored by URI.
 
-Every decision is the answer of the library's own ``hit``: one atomic operation per
-limit (a lock in memory, a Lua script in Redis), so concurrent requests can never
-both take the last slot. When the storage cannot be reached the limiter either
+Every decision is the answer of one atomic operation per limit (a lock in memory,
+a Lua script in Redis), so concurrent requests can never both take the last slot.
+:meth:`RateLimiter.take` counts several limits in order; on Redis that is one script,
+one round trip (:mod:`~flask_sdkauth.limit_script`), elsewhere the library's ``hit``
+for each. When the storage cannot be reached the limiter either
 keeps counting in this process until the storage is back (the default, like
 Flask-Limiter's in-memory fallback) or refuses with ``NoConnectionException``.
 A Redis storage gets connect and read timeouts (``_REDIS_TIMEOUTS``; the URL's
@@ -15,7 +17,9 @@ from __future__ import annotations
 import math
 import threading
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from functools import partial
 from operator import methodcaller
 from time import monotonic
 from typing import TypeVar
@@ -27,9 +31,10 @@ from limits.strategies import MovingWindowRateLimiter
 from limits.util import WindowStats
 
 from .errors import NoConnectionException, RateLimitException
+from .limit_script import RedisLimitBatch
 from .outages import Outage
 
-__all__ = ["RateLimiter", "parse_limits"]
+__all__ = ["RateLimiter", "Refusal", "parse_limits"]
 
 T = TypeVar("T")
 
@@ -37,6 +42,22 @@ T = TypeVar("T")
 #: or a read hang (recent ones 5 s); the storage URL's query arguments take precedence.
 _REDIS_TIMEOUTS = {"socket_connect_timeout": 2.0, "socket_timeout": 2.0}
 _REDIS_SCHEMES = frozenset({"redis", "rediss", "redis+unix"})
+
+
+#: One limit of a batch: the item, the identifiers of its key, and its rule's name.
+_Counted = tuple[RateLimitItem, tuple[str, ...], str]
+
+
+@dataclass(frozen=True)
+class Refusal:
+    """The rule of a :meth:`RateLimiter.take` that had a limit without a slot."""
+
+    rule: str
+    retry_after: int  #: whole seconds until that limit has a slot again
+
+    def error(self) -> RateLimitException:
+        """The contract's error for it, with ``Retry-After``."""
+        return RateLimitException(headers={"Retry-After": str(self.retry_after)})
 
 
 def parse_limits(key: str, text: str | None) -> tuple[RateLimitItem, ...]:
@@ -73,6 +94,7 @@ class RateLimiter:
         except Exception as exc:
             raise ValueError(f"SDKAUTH_RATELIMIT_STORAGE_URL {storage_url!r}: {exc}") from exc
         self._limiter = MovingWindowRateLimiter(self._storage)
+        self._batch = RedisLimitBatch.for_storage(self._storage)
         self._rules = dict(rules)
         self._fallback_to_memory = fallback_to_memory
         self._retry_seconds = retry_seconds
@@ -92,11 +114,43 @@ class RateLimiter:
         :raises RateLimitException: a limit had no slot left (with ``Retry-After``).
         :raises NoConnectionException: the storage is down and there is no fallback.
         """
-        for item in self._rules[rule]:
-            if not self._call(methodcaller("hit", item, rule, *key)):
-                raise RateLimitException(
-                    headers={"Retry-After": str(self._retry_after(item, rule, key))}
-                )
+        refusal = self.take((rule, *key))
+        if refusal is not None:
+            raise refusal.error()
+
+    def take(self, *hits: tuple[str, ...]) -> Refusal | None:
+        """Take one slot of every limit of each rule, in order, as consecutive
+        :meth:`hit` calls would: ``take(("send_per_ip", ip), ("send_per_recipient",
+        number))``. Each hit is a rule's name followed by its key.
+
+        The first limit without a slot stops the batch: the limits before it are
+        taken, it and the limits after it are not. On Redis the batch is one round
+        trip.
+
+        :returns: ``None`` if every slot was taken, else the refusing rule.
+        :raises NoConnectionException: the storage is down and there is no fallback.
+        """
+        counted = [
+            (item, (rule, *key), rule)
+            for rule, *key in hits
+            for item in self._rules[rule]
+        ]
+        if not counted:
+            return None
+        return self._call(partial(self._take_on, counted))
+
+    def _take_on(
+        self, counted: Sequence[_Counted], limiter: MovingWindowRateLimiter
+    ) -> Refusal | None:
+        if limiter is self._limiter and self._batch is not None:
+            refused = self._batch.take([(item, ids) for item, ids, _ in counted])
+            if refused is None:
+                return None
+            return Refusal(counted[refused.position][2], refused.retry_after)
+        for item, ids, rule in counted:
+            if not limiter.hit(item, *ids):
+                return Refusal(rule, _retry_after(limiter, item, ids))
+        return None
 
     def allows(self, rule: str, *key: str) -> bool:
         """Take one slot of every limit of ``rule``; ``False`` if one had none left."""
@@ -123,12 +177,6 @@ class RateLimiter:
     def storage_is_down(self) -> bool:
         """Whether the last call found the storage unreachable."""
         return self._outage.ongoing
-
-    def _retry_after(self, item: RateLimitItem, rule: str, key: tuple[str, ...]) -> int:
-        """Whole seconds after which a slot is free again (the window frees a slot
-        strictly after its reset time, hence the floor plus one)."""
-        stats: WindowStats = self._call(methodcaller("get_window_stats", item, rule, *key))
-        return max(1, math.floor(stats.reset_time - time.time()) + 1)
 
     def _call(self, operation: Callable[[MovingWindowRateLimiter], T]) -> T:
         """Run ``operation`` on the storage, or on the fallback while it is down."""
@@ -159,3 +207,12 @@ class RateLimiter:
         if not self._fallback_to_memory:
             raise NoConnectionException()
         return operation(self._memory_limiter)
+
+
+def _retry_after(
+    limiter: MovingWindowRateLimiter, item: RateLimitItem, ids: tuple[str, ...]
+) -> int:
+    """Whole seconds after which a slot is free again (the window frees a slot
+    strictly after its reset time, hence the floor plus one)."""
+    stats: WindowStats = limiter.get_window_stats(item, *ids)
+    return max(1, math.floor(stats.reset_time - time.time()) + 1)

@@ -322,8 +322,11 @@ def test_limiter_storage_that_does_not_answer_costs_seconds_not_minutes(
     assert api.send(widget.id).status_code == 201  # given up after the timeout
     assert limiter.storage_is_down
     tries = []
-    real_hit = limiter._limiter.hit
-    limiter._limiter.hit = lambda *args, **kwargs: tries.append(args) or real_hit(*args, **kwargs)
+    client = limiter._storage.storage
+    real_command = client.execute_command
+    client.execute_command = lambda *args, **kwargs: (
+        tries.append(args) or real_command(*args, **kwargs)
+    )
     assert api.send(widget.id, "+79990000001").status_code == 201
     assert tries == []  # known down: the next requests do not wait on it again
     _assert_logged_once(caplog, "rate-limit storage", ended=False)
