@@ -81,17 +81,28 @@ class _SenderThreads:
 _threads = _SenderThreads()
 
 
-def call_sender(sender: Callable[[Message], None], message: Message, timeout: float) -> None:
+def call_sender(
+    sender: Callable[[Message], None],
+    message: Message,
+    timeout: float,
+    *,
+    in_thread: bool = True,
+) -> None:
     """Call ``sender(message)`` and wait ``timeout`` seconds at most.
 
     The sender runs in a daemon thread with a copy of the caller's context, so
-    ``current_app`` (and ``request``, inline) work in it as in the caller.
+    ``current_app`` (and ``request``, inline) work in it as in the caller. With
+    ``in_thread=False`` (a sender registered as bounded) it runs in the caller's
+    thread, and the timeout only refuses to start a call with no time left.
 
     :raises SenderTimedOut: the sender had not returned in time.
     :raises Exception: whatever the sender raised.
     """
     if timeout <= 0:
         raise SenderTimedOut()
+    if not in_thread:
+        sender(message)
+        return
     context = contextvars.copy_context()
     done = threading.Event()
     failure: list[BaseException] = []

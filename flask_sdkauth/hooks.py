@@ -29,5 +29,8 @@ class Hooks:
 
     widget_loader: WidgetLoader | None = None
     channel_senders: dict[str, ChannelSender] = field(default_factory=dict)
+    #: Channel types whose sender returns in time by itself, called in the launch's
+    #: own thread (``SdkAuth.add_channel_sender(..., bounded=True)``).
+    bounded_senders: set[str] = field(default_factory=set)
     recipient_in_blocklist_loader: RecipientBlocklistLoader | None = None
     client_ip_loader: ClientIpLoader | None = None

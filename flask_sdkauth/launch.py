@@ -132,7 +132,8 @@ class Launcher:
                 continue
             secret, message, payload = self._message(session, widget, index, now)
             delivered = self._deliver(
-                sender, message, index, session, within_request, history, still_ours
+                sender, message, index, session, within_request, history, still_ours,
+                bounded=channel.type in self.hooks.bounded_senders,
             )
             if delivered is None:
                 self._note(writer, session.id, history)
@@ -198,6 +199,8 @@ class Launcher:
         within_request: bool,
         history: list[dict[str, Any]],
         still_ours: Callable[[], bool],
+        *,
+        bounded: bool,
     ) -> bool | None:
         """Hand ``message`` to ``sender``, retrying as it asks; record every try in
         ``history``. ``True`` once the sender has accepted the message, ``False``
@@ -228,7 +231,7 @@ class Launcher:
                 return None
             called = time.monotonic()
             try:
-                call_sender(sender, message, left)
+                call_sender(sender, message, left, in_thread=not bounded)
             except SenderTimedOut:
                 record("timeout", f"no answer within {timeout:g} s")
                 return False

@@ -96,7 +96,9 @@ class CapturingSender:
         """Be the sender of ``channel_types`` on ``sdkauth`` for the ``with`` block,
         then give the host's senders back."""
         senders = sdkauth.hooks.channel_senders
+        bounded = sdkauth.hooks.bounded_senders
         saved: dict[str, ChannelSender] = dict(senders)
+        saved_bounded = set(bounded)
         for channel_type in channel_types:
             sdkauth.add_channel_sender(channel_type, self)
         try:
@@ -104,6 +106,8 @@ class CapturingSender:
         finally:
             senders.clear()
             senders.update(saved)
+            bounded.clear()
+            bounded.update(saved_bounded)
 
 
 def confirm_session(
