@@ -81,8 +81,10 @@ def create_app(config: dict[str, Any] | None = None, instance_path: str | None =
         SDKAUTH_API_TITLE="flask-sdkauth example",
         SDKAUTH_OPENAPI_URL_PREFIX="/docs",
         SDKAUTH_OPENAPI_SWAGGER_UI_PATH="/swagger",
-        # Only the backend (below) completes sessions, never the browser.
-        SDKAUTH_DISABLED_OPERATIONS=["complete", "checkStatusAndComplete"],
+        # Only a backend completes sessions, never the browser: this app's own
+        # backend (below) through the Python API, another one over HTTP with a
+        # backend key (`flask sdkauth key create`); widget tokens get 403 there.
+        SDKAUTH_COMPLETION_NEEDS_KEY=True,
         DEV_FAILING_CHANNELS=[],
         DEMO_CHANNEL_SETTINGS={},
         CELERY={"broker_url": "redis://127.0.0.1:6379/0", "task_ignore_result": True},
@@ -121,6 +123,11 @@ def create_app(config: dict[str, Any] | None = None, instance_path: str | None =
         return render_template(
             "home.html", widget=widget, token=token, phone=session.get("phone")
         )
+
+    @app.get("/sigma")
+    def sigma_page() -> str:
+        """A page written for SIGMA's widget, with its script tag pointing here."""
+        return render_template("sigma.html", widget=widgets["code"])
 
     @app.get("/widgetToken")
     def widget_token() -> dict[str, str]:

@@ -3,8 +3,9 @@
 A widget token carries the audience ``SDKAUTH_JWT_AUDIENCE`` and the list of widget
 ids it may use, and deliberately no identity claim (``sub``): flask-jwt-extended
 refuses a token without one, which keeps widget tokens out of the host's own
-``@jwt_required`` routes. The list scopes a token to those widgets. We decode each token exactly once and never install
-loaders on the host's ``JWTManager``.
+``@jwt_required`` routes. The list scopes a token to those widgets. We decode each
+token exactly once and never install loaders on the host's ``JWTManager``. A
+backend key (:mod:`~flask_sdkauth.api_keys`) is accepted in a token's place.
 """
 
 from __future__ import annotations
@@ -19,9 +20,17 @@ import jwt
 from flask import current_app, g, request
 from flask_jwt_extended.config import config as jwt_config
 
+from .api_keys import KEY_PREFIX, ApiKey
 from .errors import ForbiddenException, UnauthorizedException
 
-__all__ = ["SCOPE_CLAIM", "encode_token", "require_widget", "token_required"]
+__all__ = [
+    "SCOPE_CLAIM",
+    "authenticated_key",
+    "encode_token",
+    "require_key",
+    "require_widget",
+    "token_required",
+]
 
 #: The private claim holding ``{"widgets": [<uuid>, …]}``.
 SCOPE_CLAIM = "sdkauth"
@@ -55,14 +64,24 @@ def encode_token(
 
 
 def token_required(view: F) -> F:
-    """Reject the request with 401 unless it bears a valid widget token.
+    """Reject the request with 401 unless it bears a valid widget token or an
+    unrevoked backend key.
 
-    The token's widget ids are kept for :func:`require_widget`.
+    The credential's widget ids are kept for :func:`require_widget`.
     """
 
     @functools.wraps(view)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
-        g._sdkauth_widgets = _widgets_from(_bearer_token())
+        credential = _bearer_token()
+        if credential.startswith(KEY_PREFIX):
+            key = current_app.extensions["sdkauth"].api_keys.find(credential)
+            if key is None:
+                raise UnauthorizedException()
+            g._sdkauth_key = key
+            g._sdkauth_widgets = key.widget_ids
+        else:
+            g._sdkauth_key = None
+            g._sdkauth_widgets = _widgets_from(credential)
         return view(*args, **kwargs)
 
     return cast(F, wrapper)
@@ -71,6 +90,18 @@ def token_required(view: F) -> F:
 def require_widget(widget_id: uuid.UUID) -> None:
     """403 ``ForbiddenException`` unless the request's token covers ``widget_id``."""
     if str(widget_id) not in g._sdkauth_widgets:
+        raise ForbiddenException()
+
+
+def authenticated_key() -> ApiKey | None:
+    """The backend key the request was authenticated with, if any."""
+    key: ApiKey | None = g.get("_sdkauth_key")
+    return key
+
+
+def require_key() -> None:
+    """403 ``ForbiddenException`` unless the request bears a backend key."""
+    if authenticated_key() is None:
         raise ForbiddenException()
 
 

@@ -14,6 +14,7 @@ import click
 from flask import current_app
 from flask.cli import AppGroup
 
+from .authenticator import NoLocalEngine
 from .errors import SdkAuthError
 from .session_report import session_report
 from .stats import ChannelStats, channel_stats
@@ -33,6 +34,8 @@ class _Commands(AppGroup):
             return super().invoke(ctx)
         except SdkAuthError as error:
             raise click.ClickException(f"{error.type}: {error.message}") from error
+        except NoLocalEngine as error:
+            raise click.ClickException(str(error)) from error
 
 
 sdkauth_cli = _Commands("sdkauth", help="Manage flask-sdkauth widgets and tokens.")
@@ -40,6 +43,8 @@ widget_cli = AppGroup("widget", help="Manage the built-in widget table.")
 sdkauth_cli.add_command(widget_cli)
 session_cli = AppGroup("session", help="Look into authentication sessions.")
 sdkauth_cli.add_command(session_cli)
+key_cli = AppGroup("key", help="Manage backend keys (server-to-server credentials).")
+sdkauth_cli.add_command(key_cli)
 
 
 def _extension() -> SdkAuth:
@@ -66,7 +71,7 @@ class _ChannelParam(click.ParamType):  # type: ignore[type-arg]
 def create_tables() -> None:
     """Create the extension's tables (if missing) in the app's database."""
     extension = _extension()
-    tables = [extension.tables.widget, extension.tables.session]
+    tables = list(extension.tables.all)
     extension.db.metadata.create_all(extension.db.engine, tables=tables)
     click.echo("Created " + ", ".join(table.name for table in tables) + ".")
 
@@ -145,7 +150,7 @@ _flag_command("deactivate", "is_active", False, "Deactivate WIDGET_ID: send answ
 def purge(older_than: int | None) -> None:
     """Delete authentication sessions older than the retention period."""
     age = timedelta(seconds=older_than) if older_than is not None else None
-    deleted = _extension().engine.purge(age)
+    deleted = _extension().authenticator.purge(age)
     click.echo(f"Deleted {deleted} session(s).")
 
 
@@ -320,3 +325,48 @@ def _stats_row(name: str, row: ChannelStats) -> list[str]:
         "-" if median is None else f"{median:.1f} s",
         str(row.fallbacks),
     ]
+
+
+# -- backend keys --------------------------------------------------------------
+
+
+@key_cli.command("create")
+@click.option("--name", required=True, help="Who holds the key, e.g. the backend's name.")
+@click.option(
+    "--widget",
+    "widget_ids",
+    multiple=True,
+    required=True,
+    type=click.UUID,
+    help="A widget the key may act for; repeatable.",
+)
+def create_key(name: str, widget_ids: tuple[uuid.UUID, ...]) -> None:
+    """Create a backend key and print it, once: only its hash is stored."""
+    extension = _extension()
+    try:
+        key, secret = extension.api_keys.create(name, widget_ids, extension.clock())
+    except ValueError as exc:
+        raise click.BadParameter(str(exc)) from exc
+    click.echo(f"Key {key.id} ({key.name}); keep it now, it is not shown again:")
+    click.echo(secret)
+
+
+@key_cli.command("list")
+def list_keys() -> None:
+    """List the backend keys: id, state, created, name and widgets (never the key)."""
+    for key in _extension().api_keys.all():
+        state = "revoked" if key.revoked_at is not None else "active"
+        created = key.created_at.strftime("%Y-%m-%d %H:%M UTC")
+        widgets = ",".join(sorted(key.widget_ids))
+        click.echo(f"{key.id}  {state:<8} {created}  {key.name}  [{widgets}]")
+
+
+@key_cli.command("revoke")
+@click.argument("key_id", type=click.UUID)
+def revoke_key(key_id: uuid.UUID) -> None:
+    """Revoke KEY_ID: every request bearing it answers 401 from now on."""
+    extension = _extension()
+    if not extension.api_keys.revoke(key_id, extension.clock()):
+        raise click.ClickException(f"no active key {key_id}")
+    click.echo(f"{key_id}: revoked")
+

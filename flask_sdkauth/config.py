@@ -7,7 +7,7 @@ comes through the hooks on :class:`~flask_sdkauth.SdkAuth`.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Any
 
@@ -121,6 +121,17 @@ DEFAULT_CONFIG: Mapping[str, Any] = {
     # The provider's verify API; None means the provider's public URL.
     "SDKAUTH_CAPTCHA_VERIFY_URL": None,
     "SDKAUTH_CAPTCHA_TIMEOUT": 5,
+    # Only backend keys (not widget tokens) may call complete and
+    # checkStatusAndComplete; see docs/upstream.rst.
+    "SDKAUTH_COMPLETION_NEEDS_KEY": False,
+    # -- SIGMA's service (docs/upstream.rst) --------------------------------------
+    # otp-handler's base URL: the routes proxy it instead of running this package's
+    # own engine (spec §11). None: the own engine.
+    "SDKAUTH_UPSTREAM_URL": None,
+    # The bearer token for otp-handler (or the @sdkauth.upstream_token_loader hook).
+    "SDKAUTH_UPSTREAM_TOKEN": None,
+    # Seconds for connecting and for each ordinary call to otp-handler.
+    "SDKAUTH_UPSTREAM_TIMEOUT": 10,
     # -- Observing (docs/operating.rst) -----------------------------------------
     # Prometheus metrics: None counts them when prometheus_client (the "metrics"
     # extra) is installed, True requires it, False turns them off.
@@ -148,7 +159,8 @@ class Settings:
     """The configuration of one app, read and checked once by ``init_app``."""
 
     url_prefix: str
-    code_secret: bytes
+    # Secrets stay out of repr(), so that logging the settings shows none.
+    code_secret: bytes = field(repr=False)
     jwt_audience: str
     token_expires: int
     default_region: str | None
@@ -175,6 +187,10 @@ class Settings:
     metrics: bool | None
     metrics_widget_label: bool
     audit_log: bool
+    completion_needs_key: bool
+    upstream_url: str | None
+    upstream_token: str | None = field(repr=False)
+    upstream_timeout: float
 
     @classmethod
     def from_config(cls, config: Mapping[str, Any]) -> Settings:
@@ -198,6 +214,7 @@ class Settings:
             "SDKAUTH_LONG_POLLING_INTERVAL",
             "SDKAUTH_SENDER_TIMEOUT",
             "SDKAUTH_LAUNCH_DEADLINE",
+            "SDKAUTH_UPSTREAM_TIMEOUT",
         ):
             value = config[key]
             if isinstance(value, bool) or not isinstance(value, (int, float)) or value <= 0:
@@ -221,6 +238,11 @@ class Settings:
             )
         test_numbers = _test_numbers(config)
         locales, default_locale = _locales(config)
+        upstream_url = _optional_text(config, "SDKAUTH_UPSTREAM_URL")
+        if upstream_url is not None and not upstream_url.startswith(("http://", "https://")):
+            raise ValueError(
+                f"SDKAUTH_UPSTREAM_URL must be an http(s) URL, got {upstream_url!r}"
+            )
         return cls(
             url_prefix=_normalise_prefix(config["SDKAUTH_URL_PREFIX"]),
             code_secret=secret.encode() if isinstance(secret, str) else bytes(secret),
@@ -235,7 +257,10 @@ class Settings:
             session_lifetime=config["SDKAUTH_SESSION_LIFETIME"],
             retention=config["SDKAUTH_RETENTION"],
             number_matching=bool(config["SDKAUTH_NUMBER_MATCHING"]),
-            disabled_operations=frozenset(disabled),
+            # SIGMA's service has no codeless confirmation page of ours to serve.
+            disabled_operations=frozenset(disabled) | (
+                {"confirm"} if upstream_url is not None else frozenset()
+            ),
             long_polling_timeout=float(config["SDKAUTH_LONG_POLLING_TIMEOUT"]),
             long_polling_interval=float(config["SDKAUTH_LONG_POLLING_INTERVAL"]),
             notifier_url=str(config["SDKAUTH_NOTIFIER_URL"]),
@@ -249,6 +274,10 @@ class Settings:
             metrics=_optional_flag(config, "SDKAUTH_METRICS"),
             metrics_widget_label=_flag(config, "SDKAUTH_METRICS_WIDGET_LABEL"),
             audit_log=_flag(config, "SDKAUTH_AUDIT_LOG"),
+            completion_needs_key=_flag(config, "SDKAUTH_COMPLETION_NEEDS_KEY"),
+            upstream_url=upstream_url,
+            upstream_token=_optional_text(config, "SDKAUTH_UPSTREAM_TOKEN"),
+            upstream_timeout=float(config["SDKAUTH_UPSTREAM_TIMEOUT"]),
         )
 
 
@@ -257,6 +286,15 @@ def _seconds_or_zero(config: Mapping[str, Any], key: str) -> float:
     if isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0:
         raise ValueError(f"{key} must be a number of seconds >= 0, got {value!r}")
     return float(value)
+
+
+def _optional_text(config: Mapping[str, Any], key: str) -> str | None:
+    value = config[key]
+    if value is None or value == "":
+        return None
+    if not isinstance(value, str):
+        raise TypeError(f"{key} must be a string or None, got {type(value).__name__}")
+    return value
 
 
 def _flag(config: Mapping[str, Any], key: str) -> bool:

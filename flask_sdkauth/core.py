@@ -41,7 +41,7 @@ from .states import OPEN_STATES, Event, State
 from .store import SessionRecord, SessionStore, WidgetStore
 from .widgets import Widget
 
-__all__ = ["Authorize", "EngineCore", "reports_errors"]
+__all__ = ["Authorize", "EngineCore", "normalised_recipient", "reports_errors"]
 
 #: A fallback event's outcome by the history entry that caused it: the channel was
 #: not confirmed in time (fallbackAfter), or the gateway reported it undelivered.
@@ -51,6 +51,14 @@ _FALLBACK_OUTCOMES = {"fallback": "fallback_after", "report": "undelivered"}
 Authorize = Callable[[uuid.UUID], None]
 
 F = TypeVar("F", bound=Callable[..., Any])
+
+
+def normalised_recipient(recipient: str, default_region: str | None) -> str:
+    """``recipient`` in E.164 form; ``ValidateError`` if it is no phone number."""
+    try:
+        return to_e164(recipient, default_region)
+    except InvalidPhoneNumber as exc:
+        raise ValidateError({"recipient": [str(exc)]}) from exc
 
 
 def reports_errors(method: F) -> F:
@@ -122,10 +130,7 @@ class EngineCore:
             raise ValidateError({"recipient": [str(exc)]}) from exc
 
     def normalise_recipient(self, recipient: str) -> str:
-        try:
-            return to_e164(recipient, self.settings.default_region)
-        except InvalidPhoneNumber as exc:
-            raise ValidateError({"recipient": [str(exc)]}) from exc
+        return normalised_recipient(recipient, self.settings.default_region)
 
     # -- channel launches ------------------------------------------------------
 

@@ -54,6 +54,9 @@ class SdkAuthError(Exception):
     type: ClassVar[str] = "SdkAuthError"
     http_status: ClassVar[int] = 500
     message: ClassVar[str] = ""
+    #: An upstream service's answer for this error, its status and body, rendered
+    #: as they are instead of ours (spec §11: errors are passed through unchanged).
+    verbatim: tuple[int, bytes] | None = None
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
@@ -88,10 +91,14 @@ def error_response(error: SdkAuthError) -> Response:
     The body is serialised here rather than by ``app.json`` so that a host's JSON
     provider settings (``sort_keys``, ``ensure_ascii``) cannot change its bytes.
     """
-    body = json.dumps(error.to_dict(), ensure_ascii=False, separators=(",", ":"))
+    if error.verbatim is not None:
+        status, body = error.verbatim
+    else:
+        status = error.http_status
+        body = json.dumps(error.to_dict(), ensure_ascii=False, separators=(",", ":")).encode()
     return Response(
         body,
-        status=error.http_status,
+        status=status,
         headers=error.headers,
         content_type="application/json",
     )

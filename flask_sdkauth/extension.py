@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import logging
 import uuid
 import weakref
@@ -13,7 +14,9 @@ import flask_smorest  # type: ignore[import-untyped]  # no type hints of its own
 from flask import Flask, current_app, url_for
 from flask_sqlalchemy import SQLAlchemy
 
+from .api_keys import ApiKeys
 from .auth import encode_token
+from .authenticator import Authenticator, NoLocalEngine
 from .blueprint import SECURITY_SCHEME
 from .cli import sdkauth_cli
 from .config import DEFAULT_CONFIG, Settings
@@ -27,6 +30,7 @@ from .hooks import (
     ClientIpLoader,
     Hooks,
     RecipientBlocklistLoader,
+    UpstreamTokenLoader,
     WidgetLoader,
 )
 from .message import Message
@@ -49,6 +53,7 @@ WidgetLoaderT = TypeVar("WidgetLoaderT", bound=WidgetLoader)
 ChannelSenderT = TypeVar("ChannelSenderT", bound=ChannelSender)
 BlocklistLoaderT = TypeVar("BlocklistLoaderT", bound=RecipientBlocklistLoader)
 ClientIpLoaderT = TypeVar("ClientIpLoaderT", bound=ClientIpLoader)
+UpstreamTokenLoaderT = TypeVar("UpstreamTokenLoaderT", bound=UpstreamTokenLoader)
 
 
 class SdkAuth:
@@ -84,7 +89,9 @@ class SdkAuth:
         self.clock = clock
         self.hooks = Hooks()
         self.tables = define_tables(db.metadata)
-        self._engines: weakref.WeakKeyDictionary[Flask, Engine] = (
+        #: The backend keys (``flask sdkauth key …``), see :doc:`upstream`.
+        self.api_keys = ApiKeys(db, self.tables.api_key)
+        self._authenticators: weakref.WeakKeyDictionary[Flask, Authenticator] = (
             weakref.WeakKeyDictionary()
         )
         if app is not None:
@@ -108,9 +115,21 @@ class SdkAuth:
         for key, value in DEFAULT_CONFIG.items():
             app.config.setdefault(key, value)
         settings = Settings.from_config(app.config)
-        notifier = create_notifier(settings.notifier_url)
         guards = Guards.from_config(app.config)
-        self._engines[app] = Engine(
+        if settings.upstream_url is not None:
+            self._authenticators[app] = self._upstream_authenticator(settings, guards)
+        else:
+            self._authenticators[app] = self._engine(settings, guards)
+        connect_observers(app, settings, self.metrics_registry)
+        app.extensions["sdkauth"] = self
+        app.register_error_handler(SdkAuthError, error_response)
+        app.cli.add_command(sdkauth_cli)
+        app.jinja_env.globals.setdefault("sdkauth", WidgetTemplates())
+        self._register_routes(app, settings.url_prefix)
+
+    def _engine(self, settings: Settings, guards: Guards) -> Engine:
+        notifier = create_notifier(settings.notifier_url)
+        return Engine(
             settings=settings,
             sessions=SessionStore(self.db, self.tables.session, on_change=notifier.publish),
             widgets=WidgetStore(
@@ -125,12 +144,22 @@ class SdkAuth:
             guards=guards,
             clock=self.clock,
         )
-        connect_observers(app, settings, self.metrics_registry)
-        app.extensions["sdkauth"] = self
-        app.register_error_handler(SdkAuthError, error_response)
-        app.cli.add_command(sdkauth_cli)
-        app.jinja_env.globals.setdefault("sdkauth", WidgetTemplates())
-        self._register_routes(app, settings.url_prefix)
+
+    def _upstream_authenticator(self, settings: Settings, guards: Guards) -> Authenticator:
+        from .upstream import OtpHandlerClient, ProxiedSessions, UpstreamAuthenticator
+
+        assert settings.upstream_url is not None
+        return UpstreamAuthenticator(
+            settings=settings,
+            client=OtpHandlerClient(
+                settings.upstream_url,
+                functools.partial(_upstream_token, self.hooks, settings),
+                timeout=settings.upstream_timeout,
+            ),
+            sessions=ProxiedSessions(self.db, self.tables.upstream_session),
+            guards=guards,
+            clock=self.clock,
+        )
 
     def _register_routes(self, app: Flask, url_prefix: str) -> None:
         api = self.api
@@ -154,20 +183,34 @@ class SdkAuth:
     # -- per-app state ---------------------------------------------------------
 
     @property
-    def engine(self) -> Engine:
-        """The engine of the current app."""
+    def authenticator(self) -> Authenticator:
+        """What runs the current app's authentications: its own
+        :class:`~flask_sdkauth.engine.Engine`, or in proxy mode
+        (``SDKAUTH_UPSTREAM_URL``) the
+        :class:`~flask_sdkauth.upstream.UpstreamAuthenticator`."""
         app = current_app._get_current_object()  # type: ignore[attr-defined]
         try:
-            return self._engines[app]
+            return self._authenticators[app]
         except KeyError:
             raise RuntimeError(
                 "SdkAuth is not initialised on the current app; call init_app(app)."
             ) from None
 
     @property
+    def engine(self) -> Engine:
+        """The engine of the current app (not in proxy mode, which has none)."""
+        authenticator = self.authenticator
+        if not isinstance(authenticator, Engine):
+            raise NoLocalEngine(
+                "This app proxies SIGMA's service (SDKAUTH_UPSTREAM_URL): sessions, "
+                "widgets and senders are the service's, and there is no local engine."
+            )
+        return authenticator
+
+    @property
     def settings(self) -> Settings:
         """The current app's settings, as read by :meth:`init_app`."""
-        return self.engine.settings
+        return self.authenticator.settings
 
     # -- hooks -----------------------------------------------------------------
 
@@ -239,6 +282,16 @@ class SdkAuth:
         self.hooks.client_ip_loader = callback
         return callback
 
+    def upstream_token_loader(self, callback: UpstreamTokenLoaderT) -> UpstreamTokenLoaderT:
+        """Decorator: the bearer token for SIGMA's service in proxy mode, read before
+        every call (for rotation, like ``setApiToken`` of SIGMA's Node SDK); it
+        takes precedence over ``SDKAUTH_UPSTREAM_TOKEN``.
+
+        The callback is ``fn() -> str``.
+        """
+        self.hooks.upstream_token_loader = callback
+        return callback
+
     # -- Python API ------------------------------------------------------------
 
     def create_token(
@@ -300,7 +353,7 @@ class SdkAuth:
 
         :returns: the request id. Raises the same exceptions as the HTTP operation.
         """
-        return self.engine.send(
+        return self.authenticator.send(
             _uuid("widgetId", widget_id),
             recipient,
             client_ip=client_ip,
@@ -322,7 +375,9 @@ class SdkAuth:
         ``NoAvailableChannelsException``, and ``ValidateError`` for a malformed id
         or number.
         """
-        return self.engine.check_status_and_complete(_uuid("requestId", request_id), recipient)
+        return self.authenticator.check_status_and_complete(
+            _uuid("requestId", request_id), recipient
+        )
 
     def report_delivery(
         self, message_id: str, status: DeliveryStatus, *, reason: str | None = None
@@ -358,7 +413,7 @@ class SdkAuth:
         notation of one number (``+7 (999) 123-45-67``, ``8 999 123 45 67``…) gives
         the same string. Raises ``ValidateError`` for a malformed id.
         """
-        return self.engine.verified_number(_uuid("requestId", request_id))
+        return self.authenticator.verified_number(_uuid("requestId", request_id))
 
     def audit_number_hash(self, number: str) -> str:
         """The ``number_hash`` the audit records carry for ``number`` (any notation
@@ -400,6 +455,17 @@ class SdkAuth:
             choices=",".join(message.choices) or None,
             _external=True,
         )
+
+
+def _upstream_token(hooks: Hooks, settings: Settings) -> str:
+    if hooks.upstream_token_loader is not None:
+        return hooks.upstream_token_loader()
+    if settings.upstream_token is None:
+        raise RuntimeError(
+            "SDKAUTH_UPSTREAM_URL needs SDKAUTH_UPSTREAM_TOKEN or an "
+            "@sdkauth.upstream_token_loader"
+        )
+    return settings.upstream_token
 
 
 def _refuse_shadowing(app: Flask) -> None:

@@ -18,6 +18,7 @@ from flask import current_app
 from limits import RateLimitItemPerSecond
 
 from . import signals
+from .api_keys import KEY_CLIENT_PREFIX
 from .captcha import CAPTCHA_PROVIDERS, CaptchaVerifier
 from .errors import (
     CaptchaNotConfirmedException,
@@ -122,8 +123,8 @@ class Guards:
         if refusal is not None:
             self._refused("rate_limit", widget_id, recipient, client_ip)
             raise refusal.error()
-        if self.captcha is None or client_ip is None:
-            return
+        if self.captcha is None or client_ip is None or client_ip.startswith(KEY_CLIENT_PREFIX):
+            return  # no captcha to ask a backend (a backend key) for
         # A free request takes one of the IP's free slots; once they are taken, every
         # send must carry a token (spec §8: the attempt counts, pass or fail).
         free = self.captcha_free_requests > 0 and self.limiter.allows(
@@ -144,6 +145,13 @@ class Guards:
         if widget.allowed_regions and phone.region not in widget.allowed_regions:
             self._refused("region", widget.id, recipient, client_ip)
             raise NoAvailableChannelsException()
+        self.spend_budget(widget.id, phone, recipient, client_ip)
+
+    def spend_budget(
+        self, widget_id: uuid.UUID, phone: PhoneInfo, recipient: str, client_ip: str | None
+    ) -> None:
+        """The widget's budget and the daily caps per widget and per country, in one
+        round trip (the part of :meth:`admit` that needs no widget settings)."""
         code = str(phone.country_code)
         country_rule = code if code in self.country_caps else _ANY_COUNTRY
         per_country = (
@@ -152,13 +160,13 @@ class Guards:
             else ()
         )
         refusal = self.limiter.take(
-            ("send_per_widget", str(widget.id)),
-            ("daily_per_widget", str(widget.id)),
+            ("send_per_widget", str(widget_id)),
+            ("daily_per_widget", str(widget_id)),
             *per_country,
         )
         if refusal is not None:
             reason = "rate_limit" if refusal.rule == "send_per_widget" else "daily_cap"
-            self._refused(reason, widget.id, recipient, client_ip)
+            self._refused(reason, widget_id, recipient, client_ip)
             raise refusal.error()
 
     def allows_channel(self, channel_type: str, phone: PhoneInfo, widget_id: uuid.UUID) -> bool:
@@ -172,6 +180,8 @@ class Guards:
     def captcha_required(self, client_ip: str | None) -> bool:
         """Whether the next send from ``client_ip`` must carry a captcha token."""
         if self.captcha is None:
+            return False
+        if client_ip is not None and client_ip.startswith(KEY_CLIENT_PREFIX):
             return False
         if self.captcha_free_requests == 0 or client_ip is None:
             return True

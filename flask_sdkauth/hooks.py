@@ -14,6 +14,7 @@ __all__ = [
     "ClientIpLoader",
     "Hooks",
     "RecipientBlocklistLoader",
+    "UpstreamTokenLoader",
     "WidgetLoader",
 ]
 
@@ -21,6 +22,7 @@ WidgetLoader = Callable[[uuid.UUID], "Widget | None"]
 ChannelSender = Callable[[Message], None]
 RecipientBlocklistLoader = Callable[[str, Widget], bool]
 ClientIpLoader = Callable[[], "str | None"]
+UpstreamTokenLoader = Callable[[], str]
 
 
 @dataclass
@@ -34,3 +36,4 @@ class Hooks:
     bounded_senders: set[str] = field(default_factory=set)
     recipient_in_blocklist_loader: RecipientBlocklistLoader | None = None
     client_ip_loader: ClientIpLoader | None = None
+    upstream_token_loader: UpstreamTokenLoader | None = None

@@ -37,6 +37,15 @@ class UTCDateTime(sa.TypeDecorator[datetime]):
 class Tables:
     widget: sa.Table
     session: sa.Table
+    #: Sessions started through SIGMA's service (proxy mode): whose widget and
+    #: number each is, which the service does not tell.
+    upstream_session: sa.Table
+    #: Backend keys: only a hash of each (:mod:`flask_sdkauth.api_keys`).
+    api_key: sa.Table
+
+    @property
+    def all(self) -> tuple[sa.Table, ...]:
+        return (self.widget, self.session, self.upstream_session, self.api_key)
 
 
 def define_tables(metadata: sa.MetaData) -> Tables:
@@ -45,6 +54,8 @@ def define_tables(metadata: sa.MetaData) -> Tables:
         return Tables(
             widget=metadata.tables["sdkauth_widget"],
             session=metadata.tables["sdkauth_session"],
+            upstream_session=metadata.tables["sdkauth_upstream_session"],
+            api_key=metadata.tables["sdkauth_api_key"],
         )
     widget = sa.Table(
         "sdkauth_widget",
@@ -98,4 +109,27 @@ def define_tables(metadata: sa.MetaData) -> Tables:
         sa.Column("confirmed_at", UTCDateTime, nullable=True),
         sa.Column("completed_at", UTCDateTime, nullable=True),
     )
-    return Tables(widget=widget, session=session)
+    upstream_session = sa.Table(
+        "sdkauth_upstream_session",
+        metadata,
+        # otp-handler's requestId.
+        sa.Column("id", sa.Uuid, primary_key=True),
+        sa.Column("widget_id", sa.Uuid, nullable=False),
+        sa.Column("recipient", sa.String(20), nullable=False),
+        sa.Column("created_at", UTCDateTime, nullable=False, index=True),
+    )
+    api_key = sa.Table(
+        "sdkauth_api_key",
+        metadata,
+        sa.Column("id", sa.Uuid, primary_key=True),
+        sa.Column("name", sa.String(200), nullable=False),
+        # The widget ids the key may act for, as strings.
+        sa.Column("widget_ids", sa.JSON, nullable=False),
+        # SHA-256 of the key, hex; the key itself is shown once and not kept.
+        sa.Column("key_hash", sa.String(64), nullable=False, unique=True),
+        sa.Column("created_at", UTCDateTime, nullable=False),
+        sa.Column("revoked_at", UTCDateTime, nullable=True),
+    )
+    return Tables(
+        widget=widget, session=session, upstream_session=upstream_session, api_key=api_key
+    )

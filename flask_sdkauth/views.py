@@ -9,10 +9,10 @@ from typing import Any, cast
 from flask import current_app, request
 from werkzeug.exceptions import InternalServerError, NotFound
 
-from .auth import require_widget, token_required
+from .auth import authenticated_key, require_key, require_widget, token_required
+from .authenticator import Authenticator
 from .blueprint import SdkAuthBlueprint
 from .confirm_page import register_confirm_page
-from .engine import Engine
 from .errors import (
     AttemptsExpiredException,
     CaptchaNotConfirmedException,
@@ -100,13 +100,23 @@ def _refuse_disabled_operations() -> None:
         raise RequestNotFoundException()
 
 
-def _engine() -> Engine:
-    return cast(Engine, current_app.extensions["sdkauth"].engine)
+def _authenticator() -> Authenticator:
+    return cast(Authenticator, current_app.extensions["sdkauth"].authenticator)
 
 
 def _client_ip() -> str | None:
+    """The client the per-client limits count: its address, or for a request
+    authenticated by a backend key, that key (``key:<id>``)."""
+    key = authenticated_key()
+    if key is not None:
+        return key.client
     loader = current_app.extensions["sdkauth"].hooks.client_ip_loader
     return loader() if loader is not None else request.remote_addr
+
+
+def _require_key_to_complete() -> None:
+    if _authenticator().settings.completion_needs_key:
+        require_key()
 
 
 @blp.errorhandler(InternalServerError)
@@ -140,9 +150,9 @@ blp.register_error_handler(NotFound, _not_found)
 def send(body: dict[str, Any]) -> Any:
     """Start an authentication session for a phone number."""
     require_widget(body["widgetId"])
-    engine = _engine()
-    settings = engine.settings
-    request_id = engine.send(
+    authenticator = _authenticator()
+    settings = authenticator.settings
+    request_id = authenticator.send(
         body["widgetId"],
         body["recipient"],
         client_ip=_client_ip(),
@@ -151,7 +161,7 @@ def send(body: dict[str, Any]) -> Any:
     )
     # The contract's body is {requestId}; the number as the session holds it (what
     # the widget shows and hands to the host page) travels in a header of ours.
-    number = engine.normalise_recipient(body["recipient"])
+    number = authenticator.normalise_recipient(body["recipient"])
     return {"requestId": request_id}, {RECIPIENT_HEADER: number}
 
 
@@ -163,7 +173,7 @@ def send(body: dict[str, Any]) -> Any:
 def get_widget(widgetId: uuid.UUID) -> Any:
     """Return the widget's configuration and whether a captcha is required."""
     require_widget(widgetId)
-    return _engine().widget_info(widgetId, client_ip=_client_ip())
+    return _authenticator().widget_info(widgetId, client_ip=_client_ip())
 
 
 # Errors every stateful session operation can answer (spec §7.3).
@@ -184,7 +194,7 @@ _SESSION_ERRORS = (
 @blp.response(200, GetChannelResponseDto)
 def get_channel(requestId: uuid.UUID) -> Any:
     """Return the session's current channel."""
-    return _engine().get_channel(requestId, authorize=require_widget)
+    return _authenticator().get_channel(requestId, authorize=require_widget)
 
 
 @blp.route("/longPolling/<requestId>/channel", methods=["GET"])
@@ -196,7 +206,7 @@ def get_channel(requestId: uuid.UUID) -> Any:
 @blp.response(200, GetChannelResponseDto)
 def wait_for_channel(requestId: uuid.UUID) -> Any:
     """Return the channel once it differs from what this client last saw."""
-    return _engine().wait_for_channel(requestId, authorize=require_widget)
+    return _authenticator().wait_for_channel(requestId, authorize=require_widget)
 
 
 @blp.route("/<requestId>/status", methods=["GET"])
@@ -213,7 +223,7 @@ def wait_for_channel(requestId: uuid.UUID) -> Any:
 @blp.response(200, GetStatusResponseDto)
 def get_status(requestId: uuid.UUID, recipient: str) -> Any:
     """Return whether the session is confirmed."""
-    success = _engine().get_status(requestId, recipient, authorize=require_widget)
+    success = _authenticator().get_status(requestId, recipient, authorize=require_widget)
     return {"success": success}
 
 
@@ -232,7 +242,7 @@ def get_status(requestId: uuid.UUID, recipient: str) -> Any:
 @blp.response(200, GetStatusResponseDto)
 def wait_for_status(requestId: uuid.UUID, recipient: str) -> Any:
     """Return the status once the session is confirmed, fails or changes channel."""
-    success = _engine().wait_for_status(requestId, recipient, authorize=require_widget)
+    success = _authenticator().wait_for_status(requestId, recipient, authorize=require_widget)
     return {"success": success}
 
 
@@ -252,7 +262,7 @@ def wait_for_status(requestId: uuid.UUID, recipient: str) -> Any:
 @blp.response(201, GetStatusResponseDto)
 def check_code(requestId: uuid.UUID, code: str) -> Any:
     """Check the code the user typed."""
-    success = _engine().check_code(
+    success = _authenticator().check_code(
         requestId, code, authorize=require_widget, client_ip=_client_ip()
     )
     return {"success": success}
@@ -266,7 +276,8 @@ def check_code(requestId: uuid.UUID, code: str) -> Any:
 @blp.response(201, GetStatusResponseDto)
 def check_status_and_complete(requestId: uuid.UUID, recipient: str) -> Any:
     """Check the status and complete the session: true exactly once."""
-    success = _engine().check_status_and_complete(
+    _require_key_to_complete()
+    success = _authenticator().check_status_and_complete(
         requestId, recipient, authorize=require_widget
     )
     return {"success": success}
@@ -279,7 +290,8 @@ def check_status_and_complete(requestId: uuid.UUID, recipient: str) -> Any:
 @blp.response(201, GetStatusResponseDto)
 def complete(requestId: uuid.UUID) -> Any:
     """Complete a confirmed session: true exactly once."""
-    return {"success": _engine().complete(requestId, authorize=require_widget)}
+    _require_key_to_complete()
+    return {"success": _authenticator().complete(requestId, authorize=require_widget)}
 
 
 @blp.route("/<requestId>/resend", methods=["POST"])
@@ -296,5 +308,5 @@ def complete(requestId: uuid.UUID) -> Any:
 @blp.response(201, GetStatusResponseDto)
 def resend(requestId: uuid.UUID) -> Any:
     """Restart the current channel, or start the next one."""
-    success = _engine().resend(requestId, authorize=require_widget, client_ip=_client_ip())
+    success = _authenticator().resend(requestId, authorize=require_widget, client_ip=_client_ip())
     return {"success": success}

@@ -30,6 +30,7 @@ class Answer:
     body: Any = None
     headers: dict[str, str] = field(default_factory=dict)
     hang: bool = False
+    delay: float = 0.0  # seconds before answering
 
 
 class FakeGateway:
@@ -63,6 +64,8 @@ class FakeGateway:
                 if answer.hang:
                     gateway.release.wait(30)
                     return
+                if answer.delay:
+                    gateway.release.wait(answer.delay)
                 body = b"" if answer.body is None else (
                     answer.body if isinstance(answer.body, bytes) else json.dumps(answer.body).encode()
                 )

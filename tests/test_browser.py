@@ -1063,3 +1063,37 @@ def test_a_wrong_pick_on_the_confirmation_page_says_so(example, new_page, axe, l
     expect(phone.get_by_role("heading")).to_have_text(refused)
     expect(phone.get_by_role("status")).to_contain_text(because)
     axe(phone, "refused page")
+
+
+# -- a page written for SIGMA's widget ------------------------------------------
+
+
+def test_a_page_written_for_sigmas_widget(example, page):
+    """window.OTP_WIDGETS and #otp-widget, with only the script tag pointing here:
+    the widget appears in the entry's locale, focused, and fires SIGMA's
+    ``code:check`` (detail[0] = {requestId, recipient, status}) beside ours."""
+    url, log = example()
+    page.goto(f"{url}/sigma")
+    page.evaluate(
+        """() => {
+            window.seen = [];
+            const box = document.getElementById("otp-widget");
+            box.addEventListener("code:check", (e) => window.seen.push(["code:check", e.detail]));
+            box.addEventListener("sdkauth:success", (e) => window.seen.push(["sdkauth:success", e.detail]));
+        }"""
+    )
+    phone = page.get_by_label("Phone number")
+    expect(phone).to_be_focused()  # autofocus: true
+    phone.fill(PHONE)
+    page.get_by_role("button", name="Get a code").click()
+    code_input = page.get_by_label("Code from the message")
+    expect(code_input).to_be_visible()
+    code_input.fill(log.last_code())
+    code_input.press("Enter")
+    expect(page.locator("#result")).to_have_text("Signed in.")
+    seen = page.evaluate("window.seen")
+    assert [name for name, _ in seen] == ["sdkauth:success", "code:check"]
+    (check,) = seen[1][1]
+    assert check["recipient"] == PHONE and check["status"] == "confirmed"
+    assert check["requestId"] == seen[0][1]["requestId"]
+

@@ -17,7 +17,16 @@
  * {requestId, recipient, e164}: the number as typed and, from send's
  * Sdkauth-Recipient header, in E.164 form (null when the header cannot be read).
  * The host page posts them to its own backend, which must call
- * sdkauth.check_status_and_complete before trusting them.
+ * sdkauth.check_status_and_complete before trusting them. The same moment also
+ * fires SIGMA's widget event "code:check", detail[0] = {requestId, recipient,
+ * status: "confirmed"}.
+ *
+ * A page written for SIGMA's widget works too: window.OTP_WIDGETS = [{widgetId,
+ * locale, autofocus, containerId}] and a <div id="otp-widget"> (or containerId)
+ * become widgets. Our routes want a widget token, so the script tag says where to
+ * get one (data-token-url, or data-token) and, if the routes are not at the site
+ * root, where they are (data-api):
+ *   <script src="/sdkauth-static/sdkauth-widget.js" data-token-url="/widgetToken">
  *
  * Every text shown is the widget's own, in its language (errors by their type);
  * every request says that language in Accept-Language.
@@ -30,6 +39,9 @@
   }
 
   var RECIPIENT_HEADER = "Sdkauth-Recipient";
+  // The script tag, read while it runs: its data attributes configure the widgets
+  // of a page written for SIGMA's widget.
+  var SCRIPT = document.currentScript;
 
   var TEXTS = {
     ru: {
@@ -219,6 +231,10 @@
     this.timers = [];
     this.build();
     this.start("");
+    if (container.hasAttribute("data-autofocus")) {
+      var input = container.querySelector("input");
+      if (input) input.focus();
+    }
   }
 
   Widget.prototype.t = function (key, values) {
@@ -702,6 +718,11 @@
       bubbles: true,
       detail: { requestId: session.requestId, recipient: session.recipient, e164: session.e164 },
     }));
+    // SIGMA's widget event, for pages written for it.
+    this.container.dispatchEvent(new CustomEvent("code:check", {
+      bubbles: true,
+      detail: [{ requestId: session.requestId, recipient: session.recipient, status: "confirmed" }],
+    }));
   };
 
   // An error that ends the attempt: its text and a "start again" button.
@@ -725,7 +746,28 @@
     }));
   };
 
+  // window.OTP_WIDGETS = [{widgetId, locale, autofocus, containerId}]: SIGMA's way
+  // of placing widgets, turned into our data attributes.
+  function adoptSigmaWidgets() {
+    var entries = window.OTP_WIDGETS;
+    if (!Array.isArray(entries)) return;
+    entries.forEach(function (entry) {
+      if (!entry || !entry.widgetId) return;
+      var node = document.getElementById(entry.containerId || "otp-widget");
+      if (!node || node.classList.contains("sdkauth-widget")) return;
+      node.classList.add("sdkauth-widget");
+      node.setAttribute("data-widget-id", entry.widgetId);
+      if (entry.locale) node.setAttribute("data-lang", entry.locale);
+      if (entry.autofocus) node.setAttribute("data-autofocus", "");
+      ["data-api", "data-token", "data-token-url", "data-captcha-site-key"].forEach(function (name) {
+        var value = SCRIPT && SCRIPT.getAttribute(name);
+        if (value !== null && value !== undefined && !node.hasAttribute(name)) node.setAttribute(name, value);
+      });
+    });
+  }
+
   function initAll() {
+    adoptSigmaWidgets();
     var nodes = document.querySelectorAll(".sdkauth-widget:not([data-sdkauth-ready])");
     Array.prototype.forEach.call(nodes, function (node) {
       node.setAttribute("data-sdkauth-ready", "");
