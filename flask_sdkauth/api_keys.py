@@ -60,6 +60,10 @@ class ApiKeys:
     def __init__(self, db: SQLAlchemy, table: sa.Table) -> None:
         self._db = db
         self._table = table
+        # Read on every request a key authenticates: built once.
+        self._find = sa.select(table).where(
+            table.c.key_hash == sa.bindparam("digest"), table.c.revoked_at.is_(None)
+        )
 
     def create(
         self, name: str, widget_ids: Iterable[uuid.UUID | str], now: datetime
@@ -88,12 +92,8 @@ class ApiKeys:
 
     def find(self, secret: str) -> ApiKey | None:
         """The key whose text is ``secret``, unless it is unknown or revoked."""
-        table = self._table
-        query = sa.select(table).where(
-            table.c.key_hash == _digest(secret), table.c.revoked_at.is_(None)
-        )
         with _connect(self._db) as connection:
-            row = connection.execute(query).first()
+            row = connection.execute(self._find, {"digest": _digest(secret)}).first()
         return None if row is None else _key(row)
 
     def all(self) -> list[ApiKey]:

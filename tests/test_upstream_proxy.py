@@ -315,3 +315,33 @@ def test_the_settings_repr_shows_no_secret(make_app):
     with app.app_context():
         shown = repr(sdkauth.settings)
     assert "SECRET" not in shown and "http://127.0.0.1:1" in shown
+
+
+# -- the limits of proxy mode, as docs/upstream.rst states them ------------------
+
+
+def test_a_send_the_service_refuses_has_spent_the_widget_budget(make_app):
+    refused = Answer(404, b'{"type":"WidgetNotFoundException","message":"x","httpStatus":404}')
+    with running(lambda received: refused) as gateway:
+        app, sdkauth = proxy_app(
+            make_app, gateway.url, "k", {"SDKAUTH_RATELIMIT_SEND_PER_WIDGET": "2/minute"}
+        )
+        api = WidgetClient(app.test_client(), bearer(app, sdkauth, WIDGET))
+        answers = [api.send(WIDGET, f"+7999000000{i}").status_code for i in range(3)]
+    assert answers == [404, 404, 429]
+    assert len(gateway.received) == 2
+
+
+def test_a_send_whose_session_cannot_be_remembered_is_503(fake, monkeypatch):
+    from flask_sdkauth import NoConnectionException
+    from flask_sdkauth.upstream import ProxiedSessions
+
+    app, sdkauth, api, gateway = fake
+
+    def database_down(self, session, created_at):
+        raise NoConnectionException()
+
+    monkeypatch.setattr(ProxiedSessions, "insert", database_down)
+    answer = api.send(WIDGET)
+    assert (answer.status_code, answer.data) == (503, error_body("NoConnectionException"))
+    assert [r.path for r in gateway.received] == ["/"]  # the service was asked

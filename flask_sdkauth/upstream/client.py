@@ -89,7 +89,7 @@ class OtpHandlerClient:
 
     def send(self, widget_id: uuid.UUID | str, recipient: str) -> uuid.UUID:
         """send: start a session for ``recipient``; its request id."""
-        body = self._call("POST", "", json={"widgetId": str(_uuid(widget_id)),
+        body = self._call("POST", "", body={"widgetId": str(_uuid(widget_id)),
                                             "recipient": recipient})
         return _answer_uuid(body, "requestId")
 
@@ -114,7 +114,7 @@ class OtpHandlerClient:
 
     def check_code(self, request_id: uuid.UUID | str, code: str) -> bool:
         """checkCode: ``True`` confirms the session."""
-        return self._success("POST", f"{_uuid(request_id)}/checkCode", json={"code": code})
+        return self._success("POST", f"{_uuid(request_id)}/checkCode", body={"code": code})
 
     def resend(self, request_id: uuid.UUID | str) -> bool:
         """resend: restart the channel, or start the next one."""
@@ -162,7 +162,7 @@ class OtpHandlerClient:
         method: str,
         path: str,
         *,
-        json: Mapping[str, Any] | None = None,
+        body: Mapping[str, Any] | None = None,
         recipient: str | None = None,
         long_poll: bool = False,
     ) -> Json:
@@ -171,7 +171,7 @@ class OtpHandlerClient:
             answer = self._http.request(
                 method,
                 path,
-                json=json,
+                json=body,
                 params=None if recipient is None else {"recipient": recipient},
                 headers={"Authorization": f"Bearer {token}"},
                 timeout=self._long_poll_timeout if long_poll else self._timeout,
