@@ -421,8 +421,9 @@ class SdkAuth:
 
         Needs an application context. Raises ``ValidateError`` for an invalid number.
         """
-        e164 = self.engine.normalise_recipient(number)
-        return number_hash(self.engine.settings.code_secret, e164)
+        authenticator = self.authenticator
+        e164 = authenticator.normalise_recipient(number)
+        return number_hash(authenticator.settings.code_secret, e164)
 
     def confirm(
         self, request_id: uuid.UUID | str, token: str, number: str | None = None

@@ -267,6 +267,10 @@ def test_the_python_api_works_the_same_in_proxy_mode(proxied, outbox):
         assert front_sdkauth.check_status_and_complete(request_id, "+7 999 123 45 67") is True
         assert front_sdkauth.check_status_and_complete(request_id, RECIPIENT) is False
         assert front_sdkauth.verified_number(uuid.uuid4()) is None
+    with front.app_context():
+        proxied = front_sdkauth.audit_number_hash("+7 999 123-45-67")
+    with app.app_context():
+        assert proxied == sdkauth.audit_number_hash(RECIPIENT)  # the same key here
 
 
 def test_a_long_poll_through_the_proxy_wakes_on_confirmation(proxied, outbox):
