@@ -349,3 +349,37 @@ def test_a_send_whose_session_cannot_be_remembered_is_503(fake, monkeypatch):
     answer = api.send(WIDGET)
     assert (answer.status_code, answer.data) == (503, error_body("NoConnectionException"))
     assert [r.path for r in gateway.received] == ["/"]  # the service was asked
+
+
+def test_proxy_mode_sends_the_contracts_signals(fake):
+    from flask_sdkauth import signals
+
+    app, sdkauth, api, gateway = fake
+    seen = []
+
+    def record(name):
+        return lambda sender, **extra: seen.append((name, extra.get("error") and extra["error"].type))
+
+    receivers = {name: record(name) for name in
+                 ("session_created", "success_confirmation", "channel_changed",
+                  "resend_channel", "auth_error")}
+    for name, receiver in receivers.items():
+        getattr(signals, name).connect(receiver, app)
+    try:
+        request_id = _started(api, gateway)
+        assert api.check_code(request_id, "123456").status_code == 201
+        for kind in ("ChannelChangedException", "ResendChannelException"):
+            body = {"type": kind, "message": "m", "httpStatus": 400}
+            gateway.queue.append(Answer(400, json.dumps(body).encode()))
+            assert api.status(request_id).status_code == 400
+    finally:
+        for name, receiver in receivers.items():
+            getattr(signals, name).disconnect(receiver, app)
+    assert seen == [
+        ("session_created", None),
+        ("success_confirmation", None),
+        ("channel_changed", "ChannelChangedException"),
+        ("auth_error", "ChannelChangedException"),
+        ("resend_channel", "ResendChannelException"),
+        ("auth_error", "ResendChannelException"),
+    ]

@@ -5,7 +5,8 @@ their scope, the rate limits and daily caps, the captcha (``captchaToken`` is
 checked here and never forwarded; getWidget's captcha fields are added here) and
 the number's normal form. ``userIp`` is not forwarded (spec gap 18). Everything
 else, channels, codes, attempts, long polls, is the service's; its errors reach
-the client as the service sent them (:attr:`SdkAuthError.verbatim`).
+the client as the service sent them (:attr:`SdkAuthError.verbatim`), and send the
+same error signals as the engine's (spec §9, §11).
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ from flask import current_app
 from .. import signals
 from ..clock import Clock, utc_now
 from ..config import Settings
-from ..core import Authorize, normalised_recipient
+from ..core import Authorize, normalised_recipient, reports_errors
 from ..engine import ChannelView, WidgetInfo
 from ..errors import (
     InternalServerErrorException,
@@ -88,30 +89,35 @@ class UpstreamAuthenticator:
         )
         return request_id
 
+    @reports_errors
     def get_channel(
         self, request_id: uuid.UUID, *, authorize: Authorize | None = None
     ) -> ChannelView:
         self._open(request_id, authorize)
         return _channel(self.client.get_channel(request_id))
 
+    @reports_errors
     def wait_for_channel(
         self, request_id: uuid.UUID, *, authorize: Authorize | None = None
     ) -> ChannelView:
         self._open(request_id, authorize)
         return _channel(self.client.wait_for_channel(request_id))
 
+    @reports_errors
     def get_status(
         self, request_id: uuid.UUID, recipient: str, *, authorize: Authorize | None = None
     ) -> bool:
         self._open(request_id, authorize)
         return self.client.get_status(request_id, recipient)
 
+    @reports_errors
     def wait_for_status(
         self, request_id: uuid.UUID, recipient: str, *, authorize: Authorize | None = None
     ) -> bool:
         self._open(request_id, authorize)
         return self.client.wait_for_status(request_id, recipient)
 
+    @reports_errors
     def check_code(
         self,
         request_id: uuid.UUID,
@@ -132,6 +138,7 @@ class UpstreamAuthenticator:
             )
         return confirmed
 
+    @reports_errors
     def resend(
         self,
         request_id: uuid.UUID,
@@ -144,10 +151,12 @@ class UpstreamAuthenticator:
         self.guards.limit_session("resend", request_id)
         return self.client.resend(request_id)
 
+    @reports_errors
     def complete(self, request_id: uuid.UUID, *, authorize: Authorize | None = None) -> bool:
         self._open(request_id, authorize)
         return self.client.complete(request_id)
 
+    @reports_errors
     def check_status_and_complete(
         self, request_id: uuid.UUID, recipient: str, *, authorize: Authorize | None = None
     ) -> bool:
