@@ -1,7 +1,9 @@
 """flask-sdkauth: self-hosted, widget-based phone authentication for Flask.
 
-The shape: views (HTTP) → :class:`~flask_sdkauth.engine.Engine` (rules and the
-state machine) → store (SQLAlchemy Core) and dispatcher (channel senders).
+The shape: views (HTTP) → an :class:`~flask_sdkauth.authenticator.Authenticator`:
+either :class:`~flask_sdkauth.engine.Engine` (rules and the state machine) → store
+(SQLAlchemy Core) and dispatcher (channel senders), or in proxy mode
+:class:`~flask_sdkauth.upstream.UpstreamAuthenticator` → SIGMA's ``otp-handler``.
 """
 
 from __future__ import annotations
