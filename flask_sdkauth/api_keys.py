@@ -34,6 +34,8 @@ __all__ = ["KEY_CLIENT_PREFIX", "KEY_PREFIX", "ApiKey", "ApiKeys"]
 KEY_PREFIX = "sdkauth_"
 #: The client a key's requests are counted as: ``key:<key id>``.
 KEY_CLIENT_PREFIX = "key:"
+#: The longest name a key may have (its column's length).
+_NAME_LENGTH = 200
 
 
 @dataclass(frozen=True)
@@ -72,8 +74,8 @@ class ApiKeys:
         widgets = sorted({str(uuid.UUID(str(widget_id))) for widget_id in widget_ids})
         if not widgets:
             raise ValueError("a backend key needs at least one widget id")
-        if not name.strip():
-            raise ValueError("a backend key needs a name")
+        if not name.strip() or len(name.strip()) > _NAME_LENGTH:
+            raise ValueError(f"a backend key needs a name of 1 to {_NAME_LENGTH} characters")
         secret = KEY_PREFIX + secrets.token_urlsafe(32)
         key = ApiKey(uuid.uuid4(), name.strip(), frozenset(widgets), now, None)
         with _connect(self._db) as connection:

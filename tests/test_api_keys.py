@@ -106,6 +106,9 @@ def test_key_creation_refuses_bad_input(setup):
     app, sdkauth, widget = setup()
     assert _cli(app, "key", "create", "--name", "x").exit_code == 2  # no --widget
     assert _cli(app, "key", "create", "--name", " ", "--widget", str(widget.id)).exit_code == 2
+    long_name = _cli(app, "key", "create", "--name", "n" * 201, "--widget", str(widget.id))
+    assert long_name.exit_code == 2 and "1 to 200 characters" in long_name.output
+    assert _cli(app, "key", "create", "--name", "n" * 200, "--widget", str(widget.id)).exit_code == 0
     assert _cli(app, "key", "create", "--name", "x", "--widget", "nope").exit_code == 2
     assert _cli(app, "key", "revoke", "not-a-uuid").exit_code == 2
 
