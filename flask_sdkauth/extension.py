@@ -117,9 +117,9 @@ class SdkAuth:
         settings = Settings.from_config(app.config)
         guards = Guards.from_config(app.config)
         if settings.upstream_url is not None:
-            self._authenticators[app] = self._upstream_authenticator(settings, guards)
+            self._authenticators[app] = self._build_upstream_authenticator(settings, guards)
         else:
-            self._authenticators[app] = self._engine(settings, guards)
+            self._authenticators[app] = self._build_engine(settings, guards)
         connect_observers(app, settings, self.metrics_registry)
         app.extensions["sdkauth"] = self
         app.register_error_handler(SdkAuthError, error_response)
@@ -127,7 +127,7 @@ class SdkAuth:
         app.jinja_env.globals.setdefault("sdkauth", WidgetTemplates())
         self._register_routes(app, settings.url_prefix)
 
-    def _engine(self, settings: Settings, guards: Guards) -> Engine:
+    def _build_engine(self, settings: Settings, guards: Guards) -> Engine:
         notifier = create_notifier(settings.notifier_url)
         return Engine(
             settings=settings,
@@ -145,7 +145,9 @@ class SdkAuth:
             clock=self.clock,
         )
 
-    def _upstream_authenticator(self, settings: Settings, guards: Guards) -> Authenticator:
+    def _build_upstream_authenticator(
+        self, settings: Settings, guards: Guards
+    ) -> Authenticator:
         from .upstream import OtpHandlerClient, ProxiedSessions, UpstreamAuthenticator
 
         assert settings.upstream_url is not None
